@@ -1,0 +1,160 @@
+"""Time a built library, optionally side by side with onnxruntime on the same ONNX graph.
+
+    python -m tvm_mobilenet.bench mobilenet_v2.so --threads 1,2 --compare onnxruntime
+
+Runs are interleaved in small rounds (TVM, onnxruntime, TVM, ...) so that drift of the machine
+hits both alike; latencies are medians and 90th percentiles of single runs after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tvm
+
+from .build import add_model_args, model_source
+from .cli import UserError, run_cli
+from .frontend import onnx_model
+from .runner import LocalLibrary, set_threads
+from .targets import host_cores, host_cpu
+from .verify import seeded_inputs
+
+WARMUP_RUNS = 5
+ROUND_RUNS = 10
+COMPARABLE_RUNTIMES = ("onnxruntime",)
+
+
+@dataclass(frozen=True)
+class Timing:
+    runtime: str
+    threads: int
+    seconds: np.ndarray
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.seconds) * 1e3)
+
+    @property
+    def p90_ms(self) -> float:
+        return float(np.percentile(self.seconds, 90) * 1e3)
+
+
+def onnxruntime_timer(model_bytes: bytes, input_name: str, x: np.ndarray,
+                      threads: int) -> Callable[[int], np.ndarray]:
+    """A function timing `n` single onnxruntime runs with `threads` intra-op threads."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model_bytes, options,
+                                           providers=["CPUExecutionProvider"])
+
+    def timer(n: int) -> np.ndarray:
+        seconds = np.empty(n)
+        for i in range(n):
+            start = time.perf_counter()
+            session.run(None, {input_name: x})
+            seconds[i] = time.perf_counter() - start
+        return seconds
+
+    return timer
+
+
+def benchmark(library: LocalLibrary, repeat: int, threads: int,
+              compare_model: bytes | None = None) -> list[Timing]:
+    """Median-ready samples for the library (and onnxruntime), interleaved round by round."""
+    x = seeded_inputs(library.info.input_shape, 1, seed=0)[0]
+    set_threads(threads)
+    timers: dict[str, Callable[[int], np.ndarray]] = {
+        "tvm": lambda n: library.time(x, n)}
+    if compare_model is not None:
+        timers["onnxruntime"] = onnxruntime_timer(compare_model, library.info.input_name, x,
+                                                  threads)
+    for timer in timers.values():
+        timer(WARMUP_RUNS)
+    samples: dict[str, list[np.ndarray]] = {name: [] for name in timers}
+    for start in range(0, repeat, ROUND_RUNS):
+        for name, timer in timers.items():
+            samples[name].append(timer(min(ROUND_RUNS, repeat - start)))
+    return [Timing(name, threads, np.concatenate(parts)) for name, parts in samples.items()]
+
+
+def machine_line() -> str:
+    return (f"{platform.machine()} {host_cpu()} ({host_cores()} cores), TVM {tvm.__version__}, "
+            f"Python {platform.python_version()}")
+
+
+def report(library: Path, timings: list[Timing]) -> str:
+    lines = [f"{library}  on {machine_line()}",
+             f"{'runtime':<12} {'threads':>7} {'median ms':>10} {'p90 ms':>8} {'runs':>5}"]
+    for t in timings:
+        lines.append(f"{t.runtime:<12} {t.threads:>7} {t.median_ms:>10.3f} {t.p90_ms:>8.3f} "
+                     f"{len(t.seconds):>5}")
+    by_threads: dict[int, dict[str, Timing]] = {}
+    for t in timings:
+        by_threads.setdefault(t.threads, {})[t.runtime] = t
+    for threads, runs in by_threads.items():
+        if "onnxruntime" in runs:
+            ratio = runs["onnxruntime"].median_ms / runs["tvm"].median_ms
+            verdict = "faster" if ratio > 1 else "slower"
+            lines.append(f"{threads} thread(s): TVM is {max(ratio, 1 / ratio):.2f}x {verdict} "
+                         "than onnxruntime (ratio of medians)")
+    return "\n".join(lines)
+
+
+def parse_threads(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad thread list {text!r}, e.g. 1,2") from None
+    if any(count < 1 for count in counts):
+        raise argparse.ArgumentTypeError("thread counts must be at least 1")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tvm_mobilenet.bench",
+        description="Time a built library with TVM's time evaluator: median and p90 of single "
+                    "runs after warm-up. With --compare onnxruntime, onnxruntime runs the same "
+                    "ONNX graph with the same thread count, interleaved in the same process, "
+                    "and the ratio of medians is printed.")
+    parser.add_argument("library", type=Path, help="library built by tvm_mobilenet.build")
+    parser.add_argument("--repeat", type=int, default=100, help="timed runs (default 100)")
+    parser.add_argument("--threads", type=parse_threads, default=None,
+                        help="comma-separated thread counts, e.g. 1,2 (default: all cores)")
+    parser.add_argument("--compare", nargs="+", metavar=("RUNTIME", "MODEL"),
+                        help="time another runtime on the same model: onnxruntime [MODEL] "
+                             "(MODEL defaults to the one the library was built from)")
+    add_model_args(parser, flag="--model")
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        if args.repeat < 1:
+            raise UserError("--repeat must be at least 1")
+        library = LocalLibrary(args.library)
+        compare_model = None
+        if args.compare:
+            runtime, *rest = args.compare
+            if runtime not in COMPARABLE_RUNTIMES or len(rest) > 1:
+                raise UserError(f"--compare takes {' or '.join(COMPARABLE_RUNTIMES)} and "
+                                "optionally a model")
+            args.model = rest[0] if rest else args.model
+            compare_model = onnx_model(model_source(args, library.info)).SerializeToString()
+        timings = [timing for threads in args.threads or [host_cores()]
+                   for timing in benchmark(library, args.repeat, threads, compare_model)]
+        print(report(args.library, timings))
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Compile a model for a target into a deployable library with its weights embedded.
+
+    python -m tvm_mobilenet.build mobilenet_v2 --target x86 -o mobilenet_v2.so
+
+The output follows TVM's deploy convention::
+
+    vm = tvm.relax.VirtualMachine(tvm.runtime.load_module("mobilenet_v2.so"), tvm.cpu())
+    logits = vm["main"](tvm.runtime.tensor(x))       # x: NCHW float32
+
+Beside the library, ``<name>.json`` records the input name and shape, the model, the target
+and the tuning log used, so that `verify` and `bench` need no further flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import tvm
+from tvm import relax
+
+from .architectures import ARCHITECTURES
+from .cli import UserError, add_architecture_args, run_cli
+from .frontend import ImportedModel, ModelSource, import_model, parse_shape
+from .targets import TargetPreset, load_target
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    """What a built library expects and how it was made (the ``.json`` beside the ``.so``)."""
+
+    input_name: str
+    input_shape: tuple[int, ...]
+    model: str
+    #: The `ModelSource` fields, so `verify` can rebuild the same reference graph.
+    source: dict
+    target: str
+    target_dict: dict
+    tuning_log: str | None
+    tvm_version: str
+
+    @staticmethod
+    def path_for(library: Path) -> Path:
+        return library.with_suffix(".json")
+
+    def save(self, library: Path) -> None:
+        self.path_for(library).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, library: Path) -> LibraryInfo:
+        path = cls.path_for(library)
+        if not path.is_file():
+            raise UserError(f"{path} is missing: build the library with "
+                            "`python -m tvm_mobilenet.build`, which writes it beside the .so")
+        try:
+            data = json.loads(path.read_text())
+            data["input_shape"] = tuple(data["input_shape"])
+            return cls(**data)
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise UserError(f"{path} is not a library description written by "
+                            f"tvm_mobilenet.build ({error})") from error
+
+
+def compile_module(mod: tvm.IRModule, preset: TargetPreset) -> relax.VMExecutable:
+    """Relax module -> executable, with the default optimisation pipeline (fusion included)."""
+    target = preset.tvm_target
+    return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target))
+
+
+def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
+                  source: ModelSource) -> LibraryInfo:
+    """Compile `imported` for `preset`, write the library and its description."""
+    executable = compile_module(imported.mod, preset)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    executable.export_library(str(output))
+    info = LibraryInfo(input_name=imported.input_name, input_shape=imported.input_shape,
+                       model=source.label, source=asdict(source), target=preset.name,
+                       target_dict=preset.target,
+                       tuning_log=None, tvm_version=tvm.__version__)
+    info.save(output)
+    return info
+
+
+def add_model_args(parser: argparse.ArgumentParser, flag: str | None = None) -> None:
+    """MODEL (positional, or `flag`) plus the flags that shape a built architecture."""
+    help_text = ("an .onnx or .tflite file, or mobilenet_v1 / mobilenet_v2 (built from the "
+                 "paper's table with seeded random weights)")
+    if flag:
+        parser.add_argument(flag, dest="model", default=None,
+                            help=help_text + "; default: the model the library was built from")
+    else:
+        parser.add_argument("model", help=help_text)
+    add_architecture_args(parser)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="weight seed when MODEL is an architecture name (default: 0)")
+
+
+def model_source(args: argparse.Namespace, built: LibraryInfo | None = None) -> ModelSource:
+    """The model the flags name (files by absolute path), else the one `built` came from."""
+    if args.model is None and built is not None:
+        return ModelSource(**built.source)
+    spec = args.model if args.model in ARCHITECTURES else str(Path(args.model).resolve())
+    return ModelSource(spec, args.alpha, args.resolution, args.expansion, args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tvm_mobilenet.build",
+        description="Compile a MobileNet with TVM (Relax) into a shared library with the "
+                    "weights embedded. Writes OUT.so and OUT.json (input spec, model, target).")
+    add_model_args(parser)
+    parser.add_argument("--target", default="x86",
+                        help="target preset name (see `python -m tvm_mobilenet.targets`) or a "
+                             "target .json file (default: x86, this machine's CPU)")
+    parser.add_argument("--input-shape", default=None,
+                        help="input shape N,C,H,W when the model's is symbolic or to check it")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="library file (.so)")
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        if args.output.suffix != ".so":
+            raise UserError(f"output {args.output} should end in .so")
+        preset = load_target(args.target)
+        source = model_source(args)
+        start = time.perf_counter()
+        shape = parse_shape(args.input_shape) if args.input_shape else None
+        imported = import_model(source, shape)
+        print(f"imported {args.model} -> Relax, input '{imported.input_name}' "
+              f"{list(imported.input_shape)}")
+        build_library(imported, preset, args.output, source)
+        print(f"built {args.output} for {preset.name} {preset.target} "
+              f"in {time.perf_counter() - start:.1f} s")
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Target presets: JSON files in the project's `targets/` folder, one per device class.
+
+A preset holds the TVM target dict (``"auto"`` for ``mcpu`` and ``num-cores`` means: detect on
+this machine), where the library runs (``device``), and notes. ``--target`` takes a preset
+name or the path of such a file.
+
+    python -m tvm_mobilenet.targets        # list the presets
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tvm
+
+from .cli import UserError, run_cli
+
+TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+DEVICES = ("host",)
+
+#: Targets the design names that this version cannot build yet, with the reason.
+NOT_YET_SUPPORTED = {
+    "vulkan": "the installed TVM wheel has no Vulkan code generator or runtime "
+              "(no target.build.vulkan); the WebGPU-to-Vulkan route is not implemented yet",
+}
+
+
+@dataclass(frozen=True)
+class TargetPreset:
+    name: str
+    description: str
+    target: dict[str, Any]
+    device: str
+    notes: str = ""
+    path: Path | None = None
+
+    @property
+    def tvm_target(self) -> tvm.target.Target:
+        return tvm.target.Target(self.target)
+
+    @property
+    def num_cores(self) -> int:
+        return int(self.target["num-cores"])
+
+
+def host_cpu() -> str:
+    """The LLVM name of this machine's CPU, e.g. ``znver4`` or ``skylake-avx512``."""
+    return str(tvm.get_global_func("target.llvm_get_system_cpu")())
+
+
+@functools.cache
+def host_cores() -> int:
+    """Cores this process may use (taken once, before any thread pool pins threads)."""
+    return len(os.sched_getaffinity(0))
+
+
+def _resolve_auto(target: dict[str, Any]) -> dict[str, Any]:
+    resolved = dict(target)
+    if resolved.get("mcpu") == "auto":
+        resolved["mcpu"] = host_cpu()
+    if resolved.get("num-cores") == "auto":
+        resolved["num-cores"] = host_cores()
+    return resolved
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in TARGETS_DIR.glob("*.json"))
+
+
+def load_target(spec: str) -> TargetPreset:
+    """A preset by name (``x86``) or by file path; raises `UserError` with the choices."""
+    if spec in NOT_YET_SUPPORTED:
+        raise UserError(f"target {spec!r} is not supported yet: {NOT_YET_SUPPORTED[spec]}")
+    path = Path(spec)
+    if path.suffix != ".json":
+        path = TARGETS_DIR / f"{spec}.json"
+        if not path.is_file():
+            raise UserError(f"unknown target {spec!r}; presets: {', '.join(preset_names())} "
+                            "(or give the path of a target .json file)")
+    elif not path.is_file():
+        raise UserError(f"target file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+        preset = TargetPreset(name=path.stem, description=data.get("description", ""),
+                              target=_resolve_auto(data["target"]), device=data["device"],
+                              notes=data.get("notes", ""), path=path)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"target file {path} is malformed ({type(error).__name__}: {error}); "
+                        "it needs a 'target' dict and a 'device'") from error
+    if preset.device not in DEVICES:
+        raise UserError(f"target file {path}: unknown device {preset.device!r}; "
+                        f"expected one of {', '.join(DEVICES)}")
+    if "num-cores" not in preset.target:
+        raise UserError(f"target file {path}: the target needs 'num-cores' (MetaSchedule "
+                        "requires it)")
+    try:
+        preset.tvm_target
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise UserError(f"target file {path}: TVM rejects the target "
+                        f"({str(error).strip().splitlines()[-1]})") from error
+    return preset
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tvm_mobilenet.targets",
+                                     description=f"List the target presets in {TARGETS_DIR}.")
+    parser.parse_args(argv)
+
+    def run() -> None:
+        for name in preset_names():
+            preset = load_target(name)
+            print(f"{name:<14} {preset.description}\n{'':<14} {json.dumps(preset.target)}")
+        for name, reason in NOT_YET_SUPPORTED.items():
+            print(f"{name:<14} (not supported yet: {reason})")
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
