@@ -68,16 +68,19 @@ def onnxruntime_timer(model_bytes: bytes, input_name: str, x: np.ndarray,
     return timer
 
 
-def benchmark(library: LocalLibrary, repeat: int, threads: int,
+def benchmark(libraries: dict[str, LocalLibrary], repeat: int, threads: int,
               compare_model: bytes | None = None) -> list[Timing]:
-    """Median-ready samples for the library (and onnxruntime), interleaved round by round."""
-    x = seeded_inputs(library.info.input_shape, 1, seed=0)[0]
+    """Samples for each library (and onnxruntime), interleaved round by round.
+
+    All libraries must take the same input; the first one's description is used.
+    """
+    info = next(iter(libraries.values())).info
+    x = seeded_inputs(info.input_shape, 1, seed=0)[0]
     set_threads(threads)
     timers: dict[str, Callable[[int], np.ndarray]] = {
-        "tvm": lambda n: library.time(x, n)}
+        name: (lambda n, lib=library: lib.time(x, n)) for name, library in libraries.items()}
     if compare_model is not None:
-        timers["onnxruntime"] = onnxruntime_timer(compare_model, library.info.input_name, x,
-                                                  threads)
+        timers["onnxruntime"] = onnxruntime_timer(compare_model, info.input_name, x, threads)
     for timer in timers.values():
         timer(WARMUP_RUNS)
     samples: dict[str, list[np.ndarray]] = {name: [] for name in timers}
@@ -92,21 +95,24 @@ def machine_line() -> str:
             f"Python {platform.python_version()}")
 
 
-def report(library: Path, timings: list[Timing]) -> str:
-    lines = [f"{library}  on {machine_line()}",
-             f"{'runtime':<12} {'threads':>7} {'median ms':>10} {'p90 ms':>8} {'runs':>5}"]
+def report(title: str, timings: list[Timing], subject: str = "tvm") -> str:
+    """Table of medians, then `subject`'s ratio to every other runtime at each thread count."""
+    lines = [f"{title}  on {machine_line()}",
+             f"{'runtime':<14} {'threads':>7} {'median ms':>10} {'p90 ms':>8} {'runs':>5}"]
     for t in timings:
-        lines.append(f"{t.runtime:<12} {t.threads:>7} {t.median_ms:>10.3f} {t.p90_ms:>8.3f} "
+        lines.append(f"{t.runtime:<14} {t.threads:>7} {t.median_ms:>10.3f} {t.p90_ms:>8.3f} "
                      f"{len(t.seconds):>5}")
     by_threads: dict[int, dict[str, Timing]] = {}
     for t in timings:
         by_threads.setdefault(t.threads, {})[t.runtime] = t
     for threads, runs in by_threads.items():
-        if "onnxruntime" in runs:
-            ratio = runs["onnxruntime"].median_ms / runs["tvm"].median_ms
+        for other, timing in runs.items():
+            if other == subject or subject not in runs:
+                continue
+            ratio = timing.median_ms / runs[subject].median_ms
             verdict = "faster" if ratio > 1 else "slower"
-            lines.append(f"{threads} thread(s): TVM is {max(ratio, 1 / ratio):.2f}x {verdict} "
-                         "than onnxruntime (ratio of medians)")
+            lines.append(f"{threads} thread(s): {subject} is {max(ratio, 1 / ratio):.2f}x "
+                         f"{verdict} than {other} (ratio of medians)")
     return "\n".join(lines)
 
 
@@ -150,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             args.model = rest[0] if rest else args.model
             compare_model = onnx_model(model_source(args, library.info)).SerializeToString()
         timings = [timing for threads in args.threads or [host_cores()]
-                   for timing in benchmark(library, args.repeat, threads, compare_model)]
-        print(report(args.library, timings))
+                   for timing in benchmark({"tvm": library}, args.repeat, threads,
+                                           compare_model)]
+        print(report(str(args.library), timings))
 
     return run_cli(run)
 

@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import tvm
+import tvm.support.cc
 from tvm import relax
+from tvm.s_tir import meta_schedule as ms
 
 from .architectures import ARCHITECTURES
+from . import tuning_log
 from .cli import UserError, add_architecture_args, run_cli
+from .graph_passes import prepare
+from .tasks import lower_for_tuning
 from .frontend import ImportedModel, ModelSource, import_model, parse_shape
 from .targets import TargetPreset, load_target
 
@@ -65,22 +71,67 @@ class LibraryInfo:
                             f"tvm_mobilenet.build ({error})") from error
 
 
-def compile_module(mod: tvm.IRModule, preset: TargetPreset) -> relax.VMExecutable:
-    """Relax module -> executable, with the default optimisation pipeline (fusion included)."""
+def compile_module(mod: tvm.IRModule, preset: TargetPreset,
+                   database: ms.database.Database | None = None) -> relax.VMExecutable:
+    """Relax module -> executable: our graph preparation (NHWC), the tuned schedules of
+    `database` applied to the fused kernels they were tuned for, then TVM's default pipeline.
+
+    Kernels are fused exactly as `tasks.extract_tasks` fused them, so lookups hit.
+    """
     target = preset.tvm_target
+    mod = prepare(mod)
+    if database is not None:
+        with database:
+            mod = lower_for_tuning(mod, target)
     return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target))
 
 
+def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = None) -> Path | None:
+    """The log to build with: `explicit`, else tuning_logs/<preset>/<label> if it has records.
+
+    Warns (once) when the log was tuned for another target or CPU than `preset`.
+    """
+    directory = explicit or tuning_log.log_dir(preset.name, label)
+    if tuning_log.record_count(directory) == 0:
+        if explicit is not None:
+            raise UserError(f"no tuning records in {directory}")
+        print(f"note: no tuning log at {directory}; building untuned "
+              f"(python -m tvm_mobilenet.tune --target {preset.name} makes one)")
+        return None
+    summary = tuning_log.read_summary(directory) or {}
+    tuned_for = summary.get("target")
+    if tuned_for is not None and tuned_for != preset.target:
+        print(f"warning: {directory} was tuned for {tuned_for}, this build targets "
+              f"{preset.target}: the schedules still apply but may be slow")
+    return directory
+
+
+def cross_compiler(preset: TargetPreset):
+    """The linker for `preset`'s libraries: None for the host, else its cross compiler."""
+    if not preset.cross_compiler:
+        return None
+    command = preset.cross_compiler["command"]
+    if shutil.which(command) is None:
+        raise UserError(f"cross compiler {command} for target {preset.name} not found; install "
+                        f"it with `apt-get install {preset.cross_compiler['package']}`")
+    # cross_compiler() extends the options list it is given: pass a fresh one every time.
+    return tvm.support.cc.cross_compiler(command, options=[])
+
+
 def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
-                  source: ModelSource) -> LibraryInfo:
-    """Compile `imported` for `preset`, write the library and its description."""
-    executable = compile_module(imported.mod, preset)
+                  source: ModelSource, tuning_dir: Path | None = None) -> LibraryInfo:
+    """Compile `imported` for `preset` (with the tuned schedules in `tuning_dir`), write the
+    library and its description."""
+    linker = cross_compiler(preset)
+    database = tuning_log.open_database(tuning_dir) if tuning_dir else None
+    executable = compile_module(imported.mod, preset, database)
     output.parent.mkdir(parents=True, exist_ok=True)
-    executable.export_library(str(output))
+    executable.export_library(str(output), fcompile=linker)
     info = LibraryInfo(input_name=imported.input_name, input_shape=imported.input_shape,
                        model=source.label, source=asdict(source), target=preset.name,
                        target_dict=preset.target,
-                       tuning_log=None, tvm_version=tvm.__version__)
+                       tuning_log=str(tuning_dir) if tuning_dir else None,
+                       tvm_version=tvm.__version__)
     info.save(output)
     return info
 
@@ -119,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-shape", default=None,
                         help="input shape N,C,H,W when the model's is symbolic or to check it")
     parser.add_argument("-o", "--output", type=Path, required=True, help="library file (.so)")
+    logs = parser.add_mutually_exclusive_group()
+    logs.add_argument("--tuning-logs", type=Path, default=None, metavar="DIR",
+                      help="tuning log folder to apply (default: tuning_logs/<target>/<model>/ "
+                           "when it exists)")
+    logs.add_argument("--no-tuning-logs", action="store_true", help="build untuned")
     args = parser.parse_args(argv)
 
     def run() -> None:
@@ -131,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         imported = import_model(source, shape)
         print(f"imported {args.model} -> Relax, input '{imported.input_name}' "
               f"{list(imported.input_shape)}")
-        build_library(imported, preset, args.output, source)
+        log = None if args.no_tuning_logs else find_tuning_log(preset, source.label,
+                                                                 args.tuning_logs)
+        if log:
+            print(f"applying tuning log {log} ({tuning_log.record_count(log)} records)")
+        build_library(imported, preset, args.output, source, log)
         print(f"built {args.output} for {preset.name} {preset.target} "
               f"in {time.perf_counter() - start:.1f} s")
 

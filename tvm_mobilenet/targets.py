@@ -22,7 +22,10 @@ import tvm
 from .cli import UserError, run_cli
 
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
-DEVICES = ("host",)
+#: Where a library runs: this machine, or a device reached through a TVM RPC tracker.
+DEVICES = ("host", "rpc")
+#: Names that stand for a preset.
+ALIASES = {"arm_cpu": "rpi4"}
 
 #: Targets the design names that this version cannot build yet, with the reason.
 NOT_YET_SUPPORTED = {
@@ -39,6 +42,10 @@ class TargetPreset:
     device: str
     notes: str = ""
     path: Path | None = None
+    #: Tracker key of the devices (rpc presets).
+    rpc_key: str | None = None
+    #: {"command": compiler driver, "package": Debian package that provides it}.
+    cross_compiler: dict[str, str] | None = None
 
     @property
     def tvm_target(self) -> tvm.target.Target:
@@ -75,6 +82,7 @@ def preset_names() -> list[str]:
 
 def load_target(spec: str) -> TargetPreset:
     """A preset by name (``x86``) or by file path; raises `UserError` with the choices."""
+    spec = ALIASES.get(spec, spec)
     if spec in NOT_YET_SUPPORTED:
         raise UserError(f"target {spec!r} is not supported yet: {NOT_YET_SUPPORTED[spec]}")
     path = Path(spec)
@@ -89,10 +97,14 @@ def load_target(spec: str) -> TargetPreset:
         data = json.loads(path.read_text())
         preset = TargetPreset(name=path.stem, description=data.get("description", ""),
                               target=_resolve_auto(data["target"]), device=data["device"],
-                              notes=data.get("notes", ""), path=path)
+                              notes=data.get("notes", ""), path=path,
+                              rpc_key=data.get("rpc_key"),
+                              cross_compiler=data.get("cross_compiler"))
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise UserError(f"target file {path} is malformed ({type(error).__name__}: {error}); "
                         "it needs a 'target' dict and a 'device'") from error
+    if preset.device == "rpc" and not preset.rpc_key:
+        raise UserError(f"target file {path}: an rpc device needs an 'rpc_key'")
     if preset.device not in DEVICES:
         raise UserError(f"target file {path}: unknown device {preset.device!r}; "
                         f"expected one of {', '.join(DEVICES)}")
@@ -118,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in preset_names():
             preset = load_target(name)
             print(f"{name:<14} {preset.description}\n{'':<14} {json.dumps(preset.target)}")
+        for alias, name in ALIASES.items():
+            print(f"{alias:<14} alias of {name}")
         for name, reason in NOT_YET_SUPPORTED.items():
             print(f"{name:<14} (not supported yet: {reason})")
 

@@ -1,0 +1,119 @@
+"""Tuning: exact task classification, resumable logs, verified tuned builds, clear log errors."""
+
+from collections import Counter
+
+import pytest
+
+from conftest import run_module
+from tvm_mobilenet import tuning_log
+from tvm_mobilenet.architectures import architecture
+from tvm_mobilenet.build import build_library, find_tuning_log
+from tvm_mobilenet.cli import UserError
+from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
+from tvm_mobilenet.runner import LocalLibrary
+from tvm_mobilenet.targets import load_target
+from tvm_mobilenet.tasks import extract_tasks
+from tvm_mobilenet.tuner import tune_tasks
+from tvm_mobilenet.verify import DEFAULT_RTOL, verify_library
+
+POINTWISE_LAYERS = ("pointwise", "expand", "project")
+
+
+def expected_tasks(arch) -> tuple[Counter, Counter]:
+    """From the layer table: distinct fused kernels per kind, and layers per kind."""
+    distinct, layers = Counter(), Counter()
+    seen = set()
+    for layer in arch.layers:
+        kind = "pointwise" if layer.kind in POINTWISE_LAYERS else layer.kind
+        if kind not in ("depthwise", "pointwise"):
+            continue
+        signature = (kind, layer.in_size, layer.in_channels, layer.out_channels, layer.stride,
+                     layer.relu6, layer.residual_from is not None)
+        layers[kind] += 1
+        if signature not in seen:
+            seen.add(signature)
+            distinct[kind] += 1
+    return distinct, layers
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2"])
+def test_task_classification_matches_layer_table(name):
+    arch = architecture(name, 1.0, 224)
+    tasks = extract_tasks(import_model(ModelSource(name)).mod, load_target("x86").tvm_target)
+    distinct, layers = expected_tasks(arch)
+    for kind in ("depthwise", "pointwise"):
+        of_kind = [task for task in tasks if task.kind == kind]
+        assert len(of_kind) == distinct[kind], kind
+        assert sum(task.weight for task in of_kind) == layers[kind], kind
+    assert [task.kind for task in tasks].count("stem") == 1
+    assert [task.kind for task in tasks].count("classifier") == 1
+
+
+def test_list_tasks_cli():
+    result = run_module("tune", "--list-tasks", "--model", "mobilenet_v2")
+    assert result.returncode == 0, result.stderr
+    assert "10 depthwise, 19 pointwise, 1 stem, 1 classifier" in result.stdout
+
+
+SMALL = ModelSource("mobilenet_v1", 0.25, 64)
+
+
+def test_tune_resumes_and_tuned_build_verifies(tmp_path):
+    preset = load_target("x86")
+    imported = import_model(SMALL)
+    tasks = extract_tasks(imported.mod, preset.tvm_target)
+    chosen = [next(t for t in tasks if t.kind == "depthwise"),
+              next(t for t in tasks if t.kind == "pointwise")]
+    log = tuning_log.log_dir(preset.name, SMALL.label, tmp_path)
+    first = tune_tasks(chosen, preset.tvm_target, log, trials=4)
+    assert sum(p.trials for p in first) == 4 == tuning_log.record_count(log)
+    second = tune_tasks(chosen, preset.tvm_target, log, trials=8)
+    assert sum(p.trials for p in second) == 8 == tuning_log.record_count(log)
+    assert all(p.trials > 0 for p in second)
+    assert find_tuning_log(preset, SMALL.label, log) == log
+    library_path = tmp_path / "tuned.so"
+    info = build_library(imported, preset, library_path, SMALL, log)
+    assert info.tuning_log == str(log)
+    comparisons = verify_library(LocalLibrary(library_path), onnx_model(SMALL))
+    assert all(c.passes(DEFAULT_RTOL) for c in comparisons)
+
+
+def test_corrupted_log_names_the_file(tmp_path):
+    (tmp_path / tuning_log.RECORD_FILE).write_text('[0, [1, 2, 3, 4]]\nthis is not json\n'
+                                                   '[0, [1, 2, 3, 4]]\n')
+    with pytest.raises(UserError, match=r"database_tuning_record.json line 2 .*corrupted"):
+        tuning_log.check_log(tmp_path)
+
+
+def test_foreign_log_is_rejected(tmp_path):
+    (tmp_path / tuning_log.WORKLOAD_FILE).write_text('{"autotvm": "v0.2"}\n')
+    with pytest.raises(UserError, match="database_workload.json line 1"):
+        tuning_log.open_database(tmp_path)
+
+
+def test_torn_last_line_is_repaired(tmp_path):
+    path = tmp_path / tuning_log.RECORD_FILE
+    path.write_text('[0, [1, 2, 3, 4]]\n[0, [1, 2')
+    warnings = tuning_log.check_log(tmp_path)
+    assert len(warnings) == 1 and "torn" in warnings[0]
+    assert path.read_text() == '[0, [1, 2, 3, 4]]\n'
+
+
+def test_second_tuner_on_same_log_is_refused(tmp_path):
+    with tuning_log.exclusive(tmp_path):
+        with pytest.raises(UserError, match="being tuned by another process"):
+            with tuning_log.exclusive(tmp_path):
+                pass
+
+
+def test_build_cli_reports_corrupted_log(tmp_path):
+    (tmp_path / tuning_log.RECORD_FILE).write_text("garbage\n[0, [1, 2, 3, 4]]\n")
+    result = run_module("build", "mobilenet_v1", "--alpha", "0.25", "--resolution", "64",
+                        "--tuning-logs", str(tmp_path), "-o", str(tmp_path / "x.so"))
+    assert result.returncode == 2
+    assert "database_tuning_record.json line 1" in result.stderr
+
+
+def test_unknown_op_kind_is_rejected():
+    result = run_module("tune", "--ops", "winograd")
+    assert result.returncode == 2 and "unknown op kind(s) winograd" in result.stderr

@@ -1,0 +1,106 @@
+"""Search spaces for NHWC depthwise and pointwise convolutions (MetaSchedule `ScheduleFn`s).
+
+Like AutoTVM templates, each fixes the loop structure that suits the operator and leaves a few
+knobs to the search (tile sizes, unrolling), so the XGBoost-guided search needs far fewer
+trials than MetaSchedule's generic space:
+
+* pointwise (a GEMM: pixels × in-channels → out-channels): tile pixels and out-channels into a
+  register block, split the reduction for cache reuse; out-channels innermost (contiguous in
+  NHWC outputs and HWIO weights).
+* depthwise: tile rows, columns and channels; the 3×3 taps loop outside a register tile of
+  outputs; channels innermost.
+
+Both fuse the epilogue (bias, ReLU6, residual add) into the conv's tile loop. Parallelism,
+vectorisation and unrolling are left to MetaSchedule's postprocessor via root annotations, so
+that the trace replays for every tile choice.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tvm
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.schedule import Schedule
+
+from .tasks import block_names
+
+#: Unroll limits the search may pick (0 = no explicit unrolling).
+UNROLL_CHOICES = [0, 16, 64, 512]
+#: Largest innermost tile: four AVX-512 vectors, or eight AVX2/NEON ones.
+MAX_VECTOR_TILE = 64
+
+
+def _split(sch: Schedule, loop, levels: int, max_inner: int) -> list:
+    factors = sch.sample_perfect_tile(loop, n=levels, max_innermost_factor=max_inner)
+    return list(sch.split(loop, factors=factors))
+
+
+def _prologue_epilogue(sch: Schedule) -> tuple:
+    """Inline padding and the elementwise chain; returns (conv block, last epilogue block)."""
+    names = block_names(sch.mod["main"])
+    conv_index = next(i for i, name in enumerate(names) if "conv2d" in name)
+    for name in names[:conv_index]:
+        sch.compute_inline(sch.get_sblock(name))
+    for name in names[conv_index + 1:-1]:
+        sch.compute_inline(sch.get_sblock(name))
+    output = sch.get_sblock(names[-1]) if len(names) > conv_index + 1 else None
+    return sch.get_sblock(names[conv_index]), output
+
+
+def _annotate_root(sch: Schedule, num_cores: int) -> None:
+    root = sch.get_sblock("root")
+    sch.annotate(root, "meta_schedule.parallel", num_cores * 16)
+    sch.annotate(root, "meta_schedule.vectorize", MAX_VECTOR_TILE)
+    unroll = sch.sample_categorical(UNROLL_CHOICES, probs=[1 / len(UNROLL_CHOICES)] * 4)
+    sch.annotate(root, "meta_schedule.unroll_explicit", unroll)
+
+
+def pointwise_space(num_cores: int) -> Callable[[Schedule], None]:
+    def schedule(sch: Schedule) -> None:
+        conv, output = _prologue_epilogue(sch)
+        n, y, x, f, ry, rx, rc = sch.get_loops(conv)
+        pixels = sch.fuse(n, y, x)
+        m0, m1 = _split(sch, pixels, 2, 8)
+        f0, f1 = _split(sch, f, 2, MAX_VECTOR_TILE)
+        k0, k1 = _split(sch, rc, 2, 64)
+        sch.reorder(m0, f0, ry, rx, k0, m1, k1, f1)
+        if output is not None:
+            sch.reverse_compute_at(output, f0)
+        _annotate_root(sch, num_cores)
+
+    return schedule
+
+
+def depthwise_space(num_cores: int) -> Callable[[Schedule], None]:
+    def schedule(sch: Schedule) -> None:
+        conv, output = _prologue_epilogue(sch)
+        n, y, x, f, ry, rx, rc = sch.get_loops(conv)
+        y0, y1 = _split(sch, y, 2, 4)
+        x0, x1 = _split(sch, x, 2, 8)
+        f0, f1 = _split(sch, f, 2, MAX_VECTOR_TILE)
+        sch.reorder(n, y0, x0, f0, ry, rx, rc, y1, x1, f1)
+        if output is not None:
+            sch.reverse_compute_at(output, f0)
+        _annotate_root(sch, num_cores)
+
+    return schedule
+
+
+#: Task kind -> our search space; other kinds use MetaSchedule's default space.
+SPACES: dict[str, Callable[[int], Callable[[Schedule], None]]] = {
+    "pointwise": pointwise_space,
+    "depthwise": depthwise_space,
+}
+
+
+def space_generator(kind: str, target: tvm.target.Target) -> ms.space_generator.SpaceGenerator:
+    """A fresh space generator for a task of `kind` (generators bind to one task)."""
+    if kind not in SPACES:
+        return ms.space_generator.PostOrderApply()
+    num_cores = int(target.attrs["num-cores"])
+    return ms.space_generator.ScheduleFn(
+        SPACES[kind](num_cores), sch_rules=[],
+        postprocs=[ms.postproc.DisallowDynamicLoop(), ms.postproc.RewriteParallelVectorizeUnroll(),
+                   ms.postproc.RewriteReductionBlock()],
+        mutator_probs={ms.mutator.MutateTileSize(): 0.9, ms.mutator.MutateUnroll(): 0.1})

@@ -1,0 +1,215 @@
+"""The main job: tune a MobileNet's depthwise and pointwise convolutions, then build, verify
+and benchmark the tuned library.
+
+    python -m tvm_mobilenet.tune --target x86 --model mobilenet_v2 --trials 1000
+    python -m tvm_mobilenet.tune --list-tasks --model mobilenet_v1
+
+Logs live in tuning_logs/<target>/<model>/ and are resumed: ``--trials`` is the total the log
+should hold for the tuned tasks, so a second run continues where the first stopped (or does
+nothing when the log is complete). Ctrl-C stops after the round in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm.s_tir import meta_schedule as ms
+
+from . import tuning_log
+from .bench import benchmark, parse_threads, report
+from .build import add_model_args, build_library, model_source
+from .cli import UserError, run_cli
+from .frontend import ModelSource, import_model, onnx_model
+from .rpc import DEFAULT_TRACKER, free_devices, parse_tracker
+from .runner import LocalLibrary, set_threads
+from .targets import TargetPreset, host_cpu, load_target
+from .tasks import DEFAULT_TUNED_KINDS, TASK_KINDS, Task, extract_tasks, task_table
+from .tuner import best_seconds, tune_tasks
+from .verify import DEFAULT_RTOL, report as verify_report, verify_library
+
+DEFAULT_TRIALS_PER_TASK = 32
+
+
+@dataclass(frozen=True)
+class TuneArgs:
+    """Everything one tuning job needs (printed once at the start)."""
+
+    source: ModelSource
+    target: str
+    ops: tuple[str, ...]
+    trials: int | None
+    log_dir: Path
+    fresh: bool
+    output: Path
+    repeat: int
+    threads: tuple[int, ...]
+    vs_untuned: bool
+    seed: int
+    rpc_tracker: str | None = None
+    rpc_key: str | None = None
+
+
+def parse_ops(text: str) -> tuple[str, ...]:
+    kinds = TASK_KINDS if text == "all" else tuple(part.strip() for part in text.split(","))
+    unknown = [kind for kind in kinds if kind not in TASK_KINDS]
+    if unknown:
+        raise UserError(f"unknown op kind(s) {', '.join(unknown)}; choose from "
+                        f"{', '.join(TASK_KINDS)} or 'all'")
+    return kinds
+
+
+def kernel_seconds(task: Task, target: tvm.target.Target,
+                   database: ms.database.Database | None = None) -> float:
+    """Median time of one task's kernel, untuned or with its best tuned schedule."""
+    sch = tvm.s_tir.Schedule(task.mod)
+    record = database.get_top_k(database.commit_workload(task.mod), 1) if database else []
+    if record:
+        record[0].trace.apply_to_schedule(sch, remove_postproc=False)
+    kernel = tvm.tirx.build(sch.mod, target=target)
+    rng = np.random.default_rng(0)
+    args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
+            for p in task.mod["main"].params]
+    timer = kernel.time_evaluator("main", tvm.cpu(), number=3, repeat=5, min_repeat_ms=20)
+    return float(timer(*args).median)
+
+
+def task_report(tasks: list[Task], target: tvm.target.Target,
+                database: ms.database.Database) -> tuple[str, list[dict]]:
+    """Per-task table (kind, shape, untuned vs tuned µs, speed-up) and its summary rows."""
+    rows, entries = [f"{'kind':<11} {'shape':<30} {'x':>2} {'untuned us':>11} "
+                     f"{'tuned us':>9} {'speed-up':>8} {'GFLOP/s':>8}"], []
+    for task in tasks:
+        untuned = kernel_seconds(task, target)
+        tuned = kernel_seconds(task, target, database) if best_seconds(database, task) else None
+        entries.append({"name": task.name, "kind": task.kind, "shape": task.shape,
+                        "weight": task.weight, "mflop": round(task.flops / 1e6, 2),
+                        "untuned_us": round(untuned * 1e6, 1),
+                        "tuned_us": round(tuned * 1e6, 1) if tuned else None})
+        tuned_text = f"{tuned * 1e6:>9.1f} {untuned / tuned:>7.1f}x " \
+                     f"{task.flops / tuned / 1e9:>8.1f}" if tuned else f"{'-':>9}"
+        rows.append(f"{task.kind:<11} {task.shape:<30} {task.weight:>2} "
+                    f"{untuned * 1e6:>11.1f} {tuned_text}")
+    return "\n".join(rows), entries
+
+
+def run_tuning(args: TuneArgs) -> None:
+    print(f"Tuning with arguments: {args}")
+    preset: TargetPreset = load_target(args.target)
+    target = preset.tvm_target
+    if preset.device == "rpc":
+        key = args.rpc_key or preset.rpc_key
+        tracker = parse_tracker(args.rpc_tracker)
+        free = free_devices(tracker, key)
+        raise UserError(f"found {free} free '{key}' device(s) at {tracker}, but tuning on "
+                        "remote devices is not implemented in this version yet; tune for a "
+                        "host preset (x86) meanwhile")
+    imported = import_model(args.source)
+    log = tuning_log.log_dir(preset.name, args.source.label, args.log_dir)
+    print(f"[1/5] tasks of {args.source.label} for {preset.name} {preset.target}")
+    all_tasks = extract_tasks(imported.mod, target)
+    tasks = [task for task in all_tasks if task.kind in args.ops]
+    print(task_table(tasks))
+    trials = args.trials if args.trials is not None else DEFAULT_TRIALS_PER_TASK * len(tasks)
+    with tuning_log.exclusive(log):
+        if args.fresh:
+            for name in (tuning_log.WORKLOAD_FILE, tuning_log.RECORD_FILE):
+                (log / name).unlink(missing_ok=True)
+        print(f"[2/5] tuning {len(tasks)} tasks up to {trials} trials, log {log} "
+              f"({tuning_log.record_count(log)} records so far)")
+        start = time.perf_counter()
+        progress = tune_tasks(tasks, target, log, trials, args.seed)
+        elapsed = time.perf_counter() - start
+        print(f"tuning took {elapsed:.0f} s; the log holds "
+              f"{sum(p.trials for p in progress)} trials for these tasks")
+        database = tuning_log.open_database(log)
+        set_threads(preset.num_cores)
+        print("[3/5] per-task latency, untuned vs tuned")
+        table, entries = task_report(tasks, target, database)
+        print(table)
+        tuning_log.write_summary(log, {
+            "model": args.source.label, "target": preset.target, "target_preset": preset.name,
+            "cpu": host_cpu(), "machine": platform.machine(), "tvm_version": tvm.__version__,
+            "trials": tuning_log.record_count(log), "tasks": entries})
+    print(f"[4/5] building {args.output} with the log, verifying against the NumPy reference")
+    build_library(imported, preset, args.output, args.source, log)
+    library = LocalLibrary(args.output)
+    comparisons = verify_library(library, onnx_model(args.source))
+    print(verify_report(comparisons, DEFAULT_RTOL))
+    if not all(c.passes(DEFAULT_RTOL) for c in comparisons):
+        raise UserError(f"{args.output} does not match the reference; not benchmarking it")
+    print(f"[5/5] benchmark ({args.repeat} runs each, interleaved)")
+    libraries = {"tvm": library}
+    if args.vs_untuned:
+        untuned_path = args.output.with_name(args.output.stem + "-untuned.so")
+        build_library(imported, preset, untuned_path, args.source, None)
+        libraries["tvm-untuned"] = LocalLibrary(untuned_path)
+    model_bytes = onnx_model(args.source).SerializeToString()
+    timings = [timing for threads in args.threads
+               for timing in benchmark(libraries, args.repeat, threads, model_bytes)]
+    print(report(f"{args.source.label} tuned ({tuning_log.record_count(log)} records)", timings))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tvm_mobilenet.tune",
+        description="Autotune a MobileNet's depthwise and pointwise convolutions with "
+                    "MetaSchedule (evolutionary search, XGBoost cost model, our conv search "
+                    "spaces), then build the tuned library, verify it against the NumPy "
+                    "reference and benchmark it against onnxruntime. Logs are resumed.")
+    parser.add_argument("--target", default="x86",
+                        help="target preset or .json file (default: x86, this machine)")
+    add_model_args(parser, flag="--model")
+    parser.add_argument("--ops", default=",".join(DEFAULT_TUNED_KINDS),
+                        help="task kinds to tune: comma-separated from "
+                             f"{', '.join(TASK_KINDS)}, or 'all' (default: depthwise,pointwise)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="total trials the log should hold for these tasks; existing "
+                             f"records count (default: {DEFAULT_TRIALS_PER_TASK} per task)")
+    parser.add_argument("--log-dir", type=Path, default=tuning_log.LOG_ROOT,
+                        help="root of the tuning logs (default: the project's tuning_logs/)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the existing log instead of resuming it")
+    parser.add_argument("--list-tasks", action="store_true",
+                        help="print the model's tasks (kind, shape, MFLOP, occurrences), exit")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="tuned library (default: out/<target>-<model>.so)")
+    parser.add_argument("--repeat", type=int, default=50, help="benchmark runs (default 50)")
+    parser.add_argument("--threads", type=parse_threads, default=[1, 2],
+                        help="benchmark thread counts (default 1,2)")
+    parser.add_argument("--vs-untuned", action="store_true",
+                        help="also build and time the untuned library (slow: ~1 s a run)")
+    parser.add_argument("--tune-seed", type=int, default=0, help="search seed (default 0)")
+    parser.add_argument("--rpc-tracker", default=None, metavar="HOST:PORT",
+                        help="RPC tracker for device targets (default $TVM_TRACKER_HOST:"
+                             f"$TVM_TRACKER_PORT or {DEFAULT_TRACKER})")
+    parser.add_argument("--rpc-key", default=None,
+                        help="device key at the tracker (default: the preset's, e.g. rpi4)")
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        args.model = args.model or "mobilenet_v2"
+        source = model_source(args)
+        if args.list_tasks:
+            preset = load_target(args.target)
+            print(task_table(extract_tasks(import_model(source).mod, preset.tvm_target)))
+            return
+        if args.trials is not None and args.trials < 0:
+            raise UserError("--trials must be at least 0")
+        output = args.output or Path("out") / f"{args.target}-{source.label}.so"
+        run_tuning(TuneArgs(source, args.target, parse_ops(args.ops), args.trials,
+                            args.log_dir, args.fresh, output, args.repeat,
+                            tuple(args.threads), args.vs_untuned,
+                            args.tune_seed, args.rpc_tracker, args.rpc_key))
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""MetaSchedule tuning of a model's tasks: our search spaces, XGBoost cost model, resumable log.
+
+The tuner is MetaSchedule's own parts put together (`tune_tasks` with an evolutionary search,
+`XGBModel`, `LocalBuilder`/`LocalRunner`, a `JSONDatabase`); what we add is the search space
+per task kind (`schedules.py`), a lighter build function, progress, and a clean stop on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import tvm
+from tqdm import tqdm
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+
+from . import tuning_log
+from .schedules import space_generator
+from .tasks import Task
+
+#: Most candidates built and measured per round of a task (small: progress stays visible and
+#: Ctrl-C loses at most one round); fewer when the budget is small, so every task gets some.
+MAX_TRIALS_PER_ROUND = 16
+POPULATION = 256
+
+
+def light_build(mod: tvm.IRModule, target: tvm.target.Target, _params: dict | None) -> tvm.Module:
+    """MetaSchedule's default build minus its `import tvm.s_tir.tensor_intrin`, which costs
+    ~13 s in every fresh builder process (float32 kernels tensorize nothing at build time)."""
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod),
+                          target=target)
+
+
+@dataclass
+class TaskProgress:
+    task: Task
+    trials: int = 0
+    best_seconds: float = math.inf
+
+    @property
+    def best_gflops(self) -> float:
+        return self.task.flops / self.best_seconds / 1e9 if self.best_seconds < math.inf else 0.0
+
+
+@derived_object
+class ProgressCallback(ms.measure_callback.PyMeasureCallback):
+    """Progress bars (overall and current task) and a graceful stop on Ctrl-C."""
+
+    def __init__(self, progress: list[TaskProgress], total: int) -> None:
+        super().__init__()
+        self.progress = progress
+        self.overall = tqdm(total=total, desc="tuning", unit="trial", position=0,
+                            dynamic_ncols=True)
+        self.current = tqdm(total=0, desc="task", unit="trial", position=1, leave=False,
+                            dynamic_ncols=True)
+        self.current_task = -1
+        self.stop_requested = False
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results,
+              runner_results) -> None:
+        state = self.progress[task_id]
+        for result in runner_results:
+            if result.error_msg is None and result.run_secs:
+                seconds = sum(float(s) for s in result.run_secs) / len(result.run_secs)
+                state.best_seconds = min(state.best_seconds, seconds)
+        state.trials += len(runner_results)
+        if task_id != self.current_task:
+            self.current_task = task_id
+            self.current.reset(total=None)
+            self.current.set_description(f"{state.task.kind} {state.task.shape}")
+        self.current.update(len(runner_results))
+        self.current.set_postfix_str(f"best {state.best_gflops:.1f} GFLOP/s")
+        self.overall.update(len(runner_results))
+        if self.stop_requested:
+            for index in range(len(self.progress)):
+                task_scheduler.terminate_task(index)
+
+    def close(self) -> None:
+        self.current.close()
+        self.overall.close()
+
+
+def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: int,
+               seed: int = 0) -> list[TaskProgress]:
+    """Tune `tasks` until the log holds about `trials` records for them (resumes a log).
+
+    Ctrl-C stops after the round in flight; every finished trial stays in the log.
+    """
+    database = tuning_log.open_database(log)
+    done = {task.name: len(database.get_top_k(database.commit_workload(task.mod), 10**6))
+            for task in tasks}
+    remaining = trials - sum(done.values())
+    progress = [TaskProgress(task, trials=done[task.name]) for task in tasks]
+    if remaining <= 0 or not tasks:
+        return progress
+    num_cores = int(target.attrs["num-cores"])
+    # Kernels measured by the runner use TVM's thread pool: give it every core the target has.
+    os.environ["TVM_NUM_THREADS"] = str(num_cores)
+    contexts = [
+        ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
+                       space_generator=space_generator(task.kind, target),
+                       search_strategy=ms.search_strategy.EvolutionarySearch(
+                           population_size=POPULATION, init_min_unmeasured=32),
+                       rand_state=seed + index + 1, num_threads=num_cores)
+        for index, task in enumerate(tasks)]
+    callback = ProgressCallback(progress, remaining)
+    previous_handler = signal.signal(signal.SIGINT, _request_stop(callback))
+    per_round = max(1, min(MAX_TRIALS_PER_ROUND, remaining // len(tasks)))
+    per_task = max(per_round, math.ceil(2 * remaining / len(tasks)))
+    try:
+        with tempfile.TemporaryDirectory(prefix="tvm_mobilenet_tune_") as scratch:
+            ms.tune_tasks(
+                tasks=contexts, task_weights=[float(task.weight) for task in tasks],
+                work_dir=scratch, max_trials_global=remaining, max_trials_per_task=per_task,
+                num_trials_per_iter=per_round,
+                builder=ms.builder.LocalBuilder(f_build=light_build, max_workers=num_cores,
+                                                timeout_sec=60),
+                runner=ms.runner.LocalRunner(
+                    timeout_sec=30, evaluator_config=ms.runner.EvaluatorConfig(
+                        number=5, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)),
+                database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=num_cores),
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   callback],
+                task_scheduler=ms.task_scheduler.GradientBased(seed=seed))
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        callback.close()
+    if callback.stop_requested:
+        print("stopped on Ctrl-C; finished trials are in the log, run again to resume")
+    return progress
+
+
+def _request_stop(callback: ProgressCallback):
+    def handler(_signum, _frame) -> None:
+        callback.stop_requested = True
+        tqdm.write("Ctrl-C: stopping after the round in flight (Ctrl-C again kills)")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return handler
+
+
+def best_seconds(database: ms.database.Database, task: Task) -> float | None:
+    """Mean run time of the best record for a task, or None if it has none."""
+    records = database.get_top_k(database.commit_workload(task.mod), 1)
+    if not records or not records[0].run_secs:
+        return None
+    secs = [float(s) for s in records[0].run_secs]
+    return sum(secs) / len(secs)

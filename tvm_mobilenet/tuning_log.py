@@ -1,0 +1,131 @@
+"""tuning_logs/: one MetaSchedule JSON database per (target preset, model), with a summary.
+
+    tuning_logs/x86/mobilenet_v2-1.0-224/database_workload.json
+                                         database_tuning_record.json
+                                         summary.json            (human-readable)
+
+MetaSchedule appends one JSON line per measured candidate, so finished trials survive a crash
+or Ctrl-C. Before a log is opened its lines are checked: a torn last line (a crash mid-write)
+is cut off with a warning, any other bad line is an error naming the file and line. A lock
+file keeps two tuning processes from writing the same log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from tvm.s_tir import meta_schedule as ms
+
+from .cli import UserError
+
+LOG_ROOT = Path(__file__).resolve().parent.parent / "tuning_logs"
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
+SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+
+
+def log_dir(preset: str, model_label: str, root: Path = LOG_ROOT) -> Path:
+    return root / preset / model_label
+
+
+def _check_lines(path: Path, valid: Any) -> list[str]:
+    """Warnings; raises UserError on a malformed line other than a torn last one."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    warnings = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            ok = valid(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            ok = False
+        if ok:
+            continue
+        is_last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
+        if is_last and not data.endswith(b"\n"):
+            path.write_bytes(data[: len(data) - len(line)])
+            warnings.append(f"{path}: cut off a torn last line (an interrupted write)")
+            continue
+        raise UserError(f"{path} line {number} is not a MetaSchedule tuning record: the log is "
+                        "corrupted or was not written by MetaSchedule; move it away or tune with "
+                        "--fresh")
+    return warnings
+
+
+def _is_workload(entry: Any) -> bool:
+    return isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)
+
+
+def _is_record(entry: Any) -> bool:
+    return (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int)
+            and isinstance(entry[1], list) and len(entry[1]) == 4)
+
+
+def check_log(directory: Path) -> list[str]:
+    """Validate a log folder; returns warnings (torn lines repaired)."""
+    return (_check_lines(directory / WORKLOAD_FILE, _is_workload)
+            + _check_lines(directory / RECORD_FILE, _is_record))
+
+
+def open_database(directory: Path) -> ms.database.JSONDatabase:
+    """The log's database (created if missing), after `check_log`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for warning in check_log(directory):
+        print(f"warning: {warning}")
+    try:
+        return ms.database.JSONDatabase(path_workload=str(directory / WORKLOAD_FILE),
+                                        path_tuning_record=str(directory / RECORD_FILE))
+    except Exception as error:  # the FFI raises assorted errors for undecodable records
+        raise UserError(f"cannot read the tuning log in {directory}: "
+                        f"{str(error).strip().splitlines()[-1]}") from error
+
+
+def record_count(directory: Path) -> int:
+    path = directory / RECORD_FILE
+    return sum(1 for line in path.read_bytes().splitlines() if line.strip()) if path.exists() else 0
+
+
+@contextmanager
+def exclusive(directory: Path) -> Iterator[None]:
+    """Hold the log's lock; a second tuner on the same log gets a clear error."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{directory} is being tuned by another process; wait for it or "
+                            "use another --log-dir") from None
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_summary(directory: Path) -> dict[str, Any] | None:
+    path = directory / SUMMARY_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON ({error})") from error
+
+
+def write_summary(directory: Path, summary: dict[str, Any]) -> None:
+    """Atomically replace summary.json (a reader never sees half a file)."""
+    summary = {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), **summary}
+    temporary = directory / (SUMMARY_FILE + ".tmp")
+    temporary.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(temporary, directory / SUMMARY_FILE)
