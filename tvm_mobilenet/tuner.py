@@ -58,8 +58,8 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
         self.progress = progress
         self.overall = tqdm(total=total, desc="tuning", unit="trial", position=0,
                             dynamic_ncols=True)
-        self.current = tqdm(total=0, desc="task", unit="trial", position=1, leave=False,
-                            dynamic_ncols=True)
+        self.current = tqdm(desc="task", position=1, leave=False, dynamic_ncols=True,
+                            bar_format="  {desc}: {n} trials this run{postfix}")
         self.current_task = -1
         self.stop_requested = False
 
@@ -73,7 +73,7 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
         state.trials += len(runner_results)
         if task_id != self.current_task:
             self.current_task = task_id
-            self.current.reset(total=None)
+            self.current.reset()
             self.current.set_description(f"{state.task.kind} {state.task.shape}")
         self.current.update(len(runner_results))
         self.current.set_postfix_str(f"best {state.best_gflops:.1f} GFLOP/s")
