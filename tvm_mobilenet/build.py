@@ -26,12 +26,11 @@ import tvm.support.cc
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
-from .architectures import ARCHITECTURES
 from . import tuning_log
 from .cli import UserError, add_architecture_args, run_cli
 from .graph_passes import prepare
 from .tasks import lower_for_tuning
-from .frontend import ImportedModel, ModelSource, import_model, parse_shape
+from .frontend import MODEL_NAMES, ImportedModel, ModelSource, import_model, parse_shape
 from .targets import TargetPreset, load_target
 
 
@@ -138,8 +137,9 @@ def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
 
 def add_model_args(parser: argparse.ArgumentParser, flag: str | None = None) -> None:
     """MODEL (positional, or `flag`) plus the flags that shape a built architecture."""
-    help_text = ("an .onnx or .tflite file, or mobilenet_v1 / mobilenet_v2 (built from the "
-                 "paper's table with seeded random weights)")
+    help_text = ("an .onnx or .tflite file, mobilenet_v1 / mobilenet_v2 (built from the "
+                 "paper's table with seeded random weights), or mobilenet_v2_imagenet "
+                 "(torchvision's ImageNet weights)")
     if flag:
         parser.add_argument(flag, dest="model", default=None,
                             help=help_text + "; default: the model the library was built from")
@@ -154,7 +154,7 @@ def model_source(args: argparse.Namespace, built: LibraryInfo | None = None) -> 
     """The model the flags name (files by absolute path), else the one `built` came from."""
     if args.model is None and built is not None:
         return ModelSource(**built.source)
-    spec = args.model if args.model in ARCHITECTURES else str(Path(args.model).resolve())
+    spec = args.model if args.model in MODEL_NAMES else str(Path(args.model).resolve())
     return ModelSource(spec, args.alpha, args.resolution, args.expansion, args.seed)
 
 
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         imported = import_model(source, shape)
         print(f"imported {args.model} -> Relax, input '{imported.input_name}' "
               f"{list(imported.input_shape)}")
-        log = None if args.no_tuning_logs else find_tuning_log(preset, source.label,
+        log = None if args.no_tuning_logs else find_tuning_log(preset, source.tuning_label,
                                                                  args.tuning_logs)
         if log:
             print(f"applying tuning log {log} ({tuning_log.record_count(log)} records)")

@@ -15,16 +15,19 @@ import onnx
 import tvm
 from google.protobuf.message import DecodeError
 
-from . import models
+from . import models, pretrained
 from .architectures import ARCHITECTURES, architecture
 from .cli import UserError
 
 MODEL_SUFFIXES = (".onnx", ".tflite")
+#: Models given by name: the architectures (seeded random weights) and the pretrained one.
+MODEL_NAMES = ARCHITECTURES + (pretrained.NAME,)
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model comes from: a file, or an architecture built with seeded weights."""
+    """Where a model comes from: a file, an architecture built with seeded weights, or the
+    pretrained ImageNet MobileNetV2 (`pretrained.NAME`)."""
 
     spec: str
     alpha: float = 1.0
@@ -34,14 +37,26 @@ class ModelSource:
 
     @property
     def is_architecture(self) -> bool:
-        return self.spec in ARCHITECTURES
+        return self.spec in MODEL_NAMES
 
     @property
     def label(self) -> str:
-        """``mobilenet_v2-1.0-224`` for an architecture, the file's stem for a file."""
+        """``mobilenet_v2-1.0-224`` for an architecture, ``mobilenet_v2_imagenet`` for the
+        pretrained model, the file's stem for a file."""
+        if self.spec == pretrained.NAME:
+            return pretrained.NAME
         if self.is_architecture:
             return architecture(self.spec, self.alpha, self.resolution, self.expansion).label
         return Path(self.spec).stem
+
+    @property
+    def tuning_label(self) -> str:
+        """Folder of the model's tuning log: kernels depend on the architecture, not on the
+        weights, so the pretrained model shares ``mobilenet_v2-1.0-224``'s log."""
+        if self.spec == pretrained.NAME:
+            return pretrained.pretrained_architecture(self.alpha, self.resolution,
+                                                      self.expansion).label
+        return self.label
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,12 @@ def load_onnx_file(path: str | Path) -> onnx.ModelProto:
 
 
 def onnx_model(source: ModelSource) -> onnx.ModelProto:
-    """The ONNX graph of a source: exported from the builder, or read from an .onnx file."""
+    """The ONNX graph of a source: exported from the builder (pretrained or seeded weights),
+    or read from an .onnx file."""
+    if source.spec == pretrained.NAME:
+        arch = pretrained.pretrained_architecture(source.alpha, source.resolution,
+                                                  source.expansion)
+        return models.to_onnx(arch, pretrained.pretrained_weights())
     if source.is_architecture:
         arch = architecture(source.spec, source.alpha, source.resolution, source.expansion)
         return models.export(arch, source.seed)
@@ -178,7 +198,7 @@ def _checked_path(spec: str) -> Path:
     path = Path(spec)
     if path.suffix not in MODEL_SUFFIXES:
         raise UserError(f"unknown model {spec!r}: give an .onnx or .tflite file or one of "
-                        f"{', '.join(ARCHITECTURES)}")
+                        f"{', '.join(MODEL_NAMES)}")
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     return path
@@ -188,7 +208,8 @@ def _unsupported_ops_message(model: onnx.ModelProto, message: str) -> str:
     listed = message.split(":", 1)[-1]
     ops = {op.strip() for op in re.split(r"[,\s]+", listed) if op.strip()}
     nodes = [node for node in model.graph.node if node.op_type in ops]
-    where = ", ".join(f"{node.op_type} (node '{node.name or node.output[0]}')" for node in nodes[:5])
+    where = ", ".join(f"{node.op_type} (node '{node.name or node.output[0]}')"
+                      for node in nodes[:5])
     return f"the model uses operators TVM's ONNX importer does not support: {where}"
 
 

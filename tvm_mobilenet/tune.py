@@ -111,7 +111,7 @@ def run_tuning(args: TuneArgs) -> None:
                         "remote devices is not implemented in this version yet; tune for a "
                         "host preset (x86) meanwhile")
     imported = import_model(args.source)
-    log = tuning_log.log_dir(preset.name, args.source.label, args.log_dir)
+    log = tuning_log.log_dir(preset.name, args.source.tuning_label, args.log_dir)
     print(f"[1/5] tasks of {args.source.label} for {preset.name} {preset.target}")
     all_tasks = extract_tasks(imported.mod, target)
     tasks = [task for task in all_tasks if task.kind in args.ops]
@@ -134,7 +134,8 @@ def run_tuning(args: TuneArgs) -> None:
         table, entries = task_report(tasks, target, database)
         print(table)
         tuning_log.write_summary(log, {
-            "model": args.source.label, "target": preset.target, "target_preset": preset.name,
+            "model": args.source.tuning_label, "target": preset.target,
+            "target_preset": preset.name,
             "cpu": host_cpu(), "machine": platform.machine(), "tvm_version": tvm.__version__,
             "trials": tuning_log.record_count(log), "tasks": entries})
     print(f"[4/5] building {args.output} with the log, verifying against the NumPy reference")
