@@ -123,7 +123,7 @@ def run_tuning(args: TuneArgs) -> None:
                 (log / name).unlink(missing_ok=True)
         print(f"[2/5] tuning {len(tasks)} tasks up to {trials} trials, log {log} "
               f"({tuning_log.record_count(log)} records so far)")
-        start = time.perf_counter()
+        start, records_before = time.perf_counter(), tuning_log.record_count(log)
         progress = tune_tasks(tasks, target, log, trials, args.seed)
         elapsed = time.perf_counter() - start
         print(f"tuning took {elapsed:.0f} s; the log holds "
@@ -133,11 +133,13 @@ def run_tuning(args: TuneArgs) -> None:
         print("[3/5] per-task latency, untuned vs tuned")
         table, entries = task_report(tasks, target, database)
         print(table)
-        tuning_log.write_summary(log, {
-            "model": args.source.tuning_label, "target": preset.target,
-            "target_preset": preset.name,
-            "cpu": host_cpu(), "machine": platform.machine(), "tvm_version": tvm.__version__,
-            "trials": tuning_log.record_count(log), "tasks": entries})
+        # A run that measured nothing leaves the (possibly committed) summary as it was.
+        if tuning_log.record_count(log) != records_before or not tuning_log.read_summary(log):
+            tuning_log.write_summary(log, {
+                "model": args.source.tuning_label, "target": preset.target,
+                "target_preset": preset.name, "cpu": host_cpu(), "machine": platform.machine(),
+                "tvm_version": tvm.__version__, "trials": tuning_log.record_count(log),
+                "tasks": entries})
     print(f"[4/5] building {args.output} with the log, verifying against the NumPy reference")
     build_library(imported, preset, args.output, args.source, log)
     library = LocalLibrary(args.output)
