@@ -117,3 +117,45 @@ def test_build_cli_reports_corrupted_log(tmp_path):
 def test_unknown_op_kind_is_rejected():
     result = run_module("tune", "--ops", "winograd")
     assert result.returncode == 2 and "unknown op kind(s) winograd" in result.stderr
+
+
+def test_plot_of_committed_summary(tmp_path):
+    from tvm_mobilenet.tuning_plot import plot_task_latencies
+
+    summary = tuning_log.read_summary(tuning_log.log_dir("x86", "mobilenet_v1-1.0-224"))
+    path = tmp_path / "v1.png"
+    plot_task_latencies(summary["tasks"], "mobilenet_v1", path)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import PROJECT_ROOT
+
+    command = [sys.executable, "-m", "tvm_mobilenet.tune", "--model", "mobilenet_v1",
+               "--alpha", "0.25", "--resolution", "64", "--ops", "pointwise", "--trials", "400",
+               "--log-dir", str(tmp_path), "-o", str(tmp_path / "v1.so"), "--repeat", "5"]
+    log = tuning_log.log_dir("x86", "mobilenet_v1-0.25-64", tmp_path)
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while tuning_log.record_count(log) < 20 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130 and "stopped on Ctrl-C" in output, output[-2000:]
+    kept = tuning_log.record_count(log)
+    assert 20 <= kept < 400
+    tuning_log.check_log(log)  # every kept line is a whole record
+    resumed = run_module("tune", *command[3:-4], "--trials", str(kept + 9), "-o",
+                         str(tmp_path / "v1.so"), "--repeat", "5")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"({kept} records so far)" in resumed.stdout
+    assert tuning_log.record_count(log) >= kept + 9

@@ -32,6 +32,7 @@ from .runner import LocalLibrary, set_threads
 from .targets import TargetPreset, host_cpu, load_target
 from .tasks import DEFAULT_TUNED_KINDS, TASK_KINDS, Task, extract_tasks, task_table
 from .tuner import best_seconds, tune_tasks
+from .tuning_plot import plot_task_latencies
 from .verify import DEFAULT_RTOL, report as verify_report, verify_library
 
 DEFAULT_TRIALS_PER_TASK = 32
@@ -54,6 +55,7 @@ class TuneArgs:
     seed: int
     rpc_tracker: str | None = None
     rpc_key: str | None = None
+    plot: Path | None = None
 
 
 def parse_ops(text: str) -> tuple[str, ...]:
@@ -133,6 +135,10 @@ def run_tuning(args: TuneArgs) -> None:
         print("[3/5] per-task latency, untuned vs tuned")
         table, entries = task_report(tasks, target, database)
         print(table)
+        if args.plot:
+            plot_task_latencies(entries, f"{args.source.label} on {preset.name}: per-task "
+                                         "latency before/after tuning", args.plot)
+            print(f"wrote {args.plot}")
         # A run that measured nothing leaves the (possibly committed) summary as it was.
         if tuning_log.record_count(log) != records_before or not tuning_log.read_summary(log):
             tuning_log.write_summary(log, {
@@ -189,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vs-untuned", action="store_true",
                         help="also build and time the untuned library (slow: ~1 s a run)")
     parser.add_argument("--tune-seed", type=int, default=0, help="search seed (default 0)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="draw per-task latency bars (untuned vs tuned, by kind)")
     parser.add_argument("--rpc-tracker", default=None, metavar="HOST:PORT",
                         help="RPC tracker for device targets (default $TVM_TRACKER_HOST:"
                              f"$TVM_TRACKER_PORT or {DEFAULT_TRACKER})")
@@ -209,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         run_tuning(TuneArgs(source, args.target, parse_ops(args.ops), args.trials,
                             args.log_dir, args.fresh, output, args.repeat,
                             tuple(args.threads), args.vs_untuned,
-                            args.tune_seed, args.rpc_tracker, args.rpc_key))
+                            args.tune_seed, args.rpc_tracker, args.rpc_key, args.plot))
 
     return run_cli(run)
 

@@ -62,6 +62,7 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
                             bar_format="  {desc}: {n} trials this run{postfix}")
         self.current_task = -1
         self.stop_requested = False
+        self.stopped = False
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results,
               runner_results) -> None:
@@ -78,9 +79,13 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
         self.current.update(len(runner_results))
         self.current.set_postfix_str(f"best {state.best_gflops:.1f} GFLOP/s")
         self.overall.update(len(runner_results))
-        if self.stop_requested:
+        if self.stop_requested and not self.stopped:
+            self.stopped = True
             for index in range(len(self.progress)):
-                task_scheduler.terminate_task(index)
+                try:
+                    task_scheduler.terminate_task(index)
+                except RuntimeError:  # the task had already used its budget
+                    pass
 
     def close(self) -> None:
         self.current.close()
@@ -91,7 +96,8 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
                seed: int = 0) -> list[TaskProgress]:
     """Tune `tasks` until the log holds about `trials` records for them (resumes a log).
 
-    Ctrl-C stops after the round in flight; every finished trial stays in the log.
+    Ctrl-C stops after the round in flight (then KeyboardInterrupt is raised); every finished
+    trial stays in the log.
     """
     database = tuning_log.open_database(log)
     done = {task.name: len(database.get_top_k(database.commit_workload(task.mod), 10**6))
@@ -134,6 +140,7 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
         callback.close()
     if callback.stop_requested:
         print("stopped on Ctrl-C; finished trials are in the log, run again to resume")
+        raise KeyboardInterrupt
     return progress
 
 
