@@ -36,7 +36,8 @@ class ModelSource:
     seed: int = 0
 
     @property
-    def is_architecture(self) -> bool:
+    def is_named(self) -> bool:
+        """A model given by name (built here), not a file."""
         return self.spec in MODEL_NAMES
 
     @property
@@ -45,7 +46,7 @@ class ModelSource:
         pretrained model, the file's stem for a file."""
         if self.spec == pretrained.NAME:
             return pretrained.NAME
-        if self.is_architecture:
+        if self.is_named:
             return architecture(self.spec, self.alpha, self.resolution, self.expansion).label
         return Path(self.spec).stem
 
@@ -93,7 +94,7 @@ def onnx_model(source: ModelSource) -> onnx.ModelProto:
         arch = pretrained.pretrained_architecture(source.alpha, source.resolution,
                                                   source.expansion)
         return models.to_onnx(arch, pretrained.pretrained_weights())
-    if source.is_architecture:
+    if source.is_named:
         arch = architecture(source.spec, source.alpha, source.resolution, source.expansion)
         return models.export(arch, source.seed)
     if Path(source.spec).suffix == ".tflite":
@@ -177,7 +178,7 @@ def import_tflite(path: str | Path, input_shape: tuple[int, ...] | None = None) 
 def import_model(source: ModelSource, input_shape: tuple[int, ...] | None = None,
                  batch: int = 1) -> ImportedModel:
     """Any model source -> Relax module."""
-    if not source.is_architecture and Path(source.spec).suffix == ".tflite":
+    if not source.is_named and Path(source.spec).suffix == ".tflite":
         return import_tflite(_checked_path(source.spec), input_shape)
     return import_onnx(onnx_model(source), input_shape, batch)
 
