@@ -46,9 +46,26 @@ class Timing:
         return float(np.percentile(self.seconds, 90) * 1e3)
 
 
+#: Times `n` single runs of something; returns seconds per run.
+Timer = Callable[[int], np.ndarray]
+
+
+def time_calls(run: Callable[[], object]) -> Timer:
+    """A `Timer` of a Python callable, one perf_counter interval per call."""
+    def timer(n: int) -> np.ndarray:
+        seconds = np.empty(n)
+        for i in range(n):
+            start = time.perf_counter()
+            run()
+            seconds[i] = time.perf_counter() - start
+        return seconds
+
+    return timer
+
+
 def onnxruntime_timer(model_bytes: bytes, input_name: str, x: np.ndarray,
-                      threads: int) -> Callable[[int], np.ndarray]:
-    """A function timing `n` single onnxruntime runs with `threads` intra-op threads."""
+                      threads: int) -> Timer:
+    """Times single onnxruntime runs with `threads` intra-op threads."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -56,16 +73,18 @@ def onnxruntime_timer(model_bytes: bytes, input_name: str, x: np.ndarray,
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(model_bytes, options,
                                            providers=["CPUExecutionProvider"])
+    return time_calls(lambda: session.run(None, {input_name: x}))
 
-    def timer(n: int) -> np.ndarray:
-        seconds = np.empty(n)
-        for i in range(n):
-            start = time.perf_counter()
-            session.run(None, {input_name: x})
-            seconds[i] = time.perf_counter() - start
-        return seconds
 
-    return timer
+def interleave(timers: dict[str, Timer], repeat: int, threads: int) -> list[Timing]:
+    """Warm every timer up, then take `repeat` samples of each in alternating rounds."""
+    for timer in timers.values():
+        timer(WARMUP_RUNS)
+    samples: dict[str, list[np.ndarray]] = {name: [] for name in timers}
+    for start in range(0, repeat, ROUND_RUNS):
+        for name, timer in timers.items():
+            samples[name].append(timer(min(ROUND_RUNS, repeat - start)))
+    return [Timing(name, threads, np.concatenate(parts)) for name, parts in samples.items()]
 
 
 def benchmark(libraries: dict[str, LocalLibrary], repeat: int, threads: int,
@@ -77,17 +96,11 @@ def benchmark(libraries: dict[str, LocalLibrary], repeat: int, threads: int,
     info = next(iter(libraries.values())).info
     x = seeded_inputs(info.input_shape, 1, seed=0)[0]
     set_threads(threads)
-    timers: dict[str, Callable[[int], np.ndarray]] = {
+    timers: dict[str, Timer] = {
         name: (lambda n, lib=library: lib.time(x, n)) for name, library in libraries.items()}
     if compare_model is not None:
         timers["onnxruntime"] = onnxruntime_timer(compare_model, info.input_name, x, threads)
-    for timer in timers.values():
-        timer(WARMUP_RUNS)
-    samples: dict[str, list[np.ndarray]] = {name: [] for name in timers}
-    for start in range(0, repeat, ROUND_RUNS):
-        for name, timer in timers.items():
-            samples[name].append(timer(min(ROUND_RUNS, repeat - start)))
-    return [Timing(name, threads, np.concatenate(parts)) for name, parts in samples.items()]
+    return interleave(timers, repeat, threads)
 
 
 def machine_line() -> str:
