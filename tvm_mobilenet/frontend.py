@@ -65,8 +65,6 @@ class ImportedModel:
     mod: tvm.IRModule
     input_name: str
     input_shape: tuple[int, ...]
-    #: The ONNX graph (None for TFLite files): the NumPy reference and onnxruntime run it.
-    onnx_model: onnx.ModelProto | None
 
 
 def load_onnx_file(path: str | Path) -> onnx.ModelProto:
@@ -147,7 +145,7 @@ def import_onnx(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = No
     except (ValueError, TypeError, RuntimeError, AssertionError) as error:
         raise UserError(f"TVM could not import the model with input '{name}' "
                         f"{list(shape)}: {_first_line(error)}") from error
-    return ImportedModel(mod, name, shape, model)
+    return ImportedModel(mod, name, shape)
 
 
 def import_tflite(path: str | Path, input_shape: tuple[int, ...] | None = None) -> ImportedModel:
@@ -172,7 +170,7 @@ def import_tflite(path: str | Path, input_shape: tuple[int, ...] | None = None) 
         raise UserError(f"{path}: {_first_line(error)}") from error
     if isinstance(mod, tuple):
         mod = mod[0]
-    return ImportedModel(mod, name, shape, None)
+    return ImportedModel(mod, name, shape)
 
 
 def import_model(source: ModelSource, input_shape: tuple[int, ...] | None = None,

@@ -31,7 +31,7 @@ from .rpc import DEFAULT_TRACKER, free_devices, parse_tracker
 from .runner import LocalLibrary, set_threads
 from .targets import TargetPreset, host_cpu, load_target
 from .tasks import DEFAULT_TUNED_KINDS, TASK_KINDS, Task, extract_tasks, task_table
-from .tuner import best_seconds, tune_tasks
+from .tuner import tune_tasks
 from .tuning_plot import plot_task_latencies
 from .verify import DEFAULT_RTOL, report as verify_report, verify_library
 
@@ -68,12 +68,15 @@ def parse_ops(text: str) -> tuple[str, ...]:
 
 
 def kernel_seconds(task: Task, target: tvm.target.Target,
-                   database: ms.database.Database | None = None) -> float:
-    """Median time of one task's kernel, untuned or with its best tuned schedule."""
+                   database: ms.database.Database | None = None) -> float | None:
+    """Median time of one task's kernel: untuned, or with its best schedule in `database`
+    (None when the database has no record for it)."""
     sch = tvm.s_tir.Schedule(task.mod)
-    record = database.get_top_k(database.commit_workload(task.mod), 1) if database else []
-    if record:
-        record[0].trace.apply_to_schedule(sch, remove_postproc=False)
+    if database is not None:
+        records = database.get_top_k(database.commit_workload(task.mod), 1)
+        if not records:
+            return None
+        records[0].trace.apply_to_schedule(sch, remove_postproc=False)
     kernel = tvm.tirx.build(sch.mod, target=target)
     rng = np.random.default_rng(0)
     args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
@@ -89,7 +92,7 @@ def task_report(tasks: list[Task], target: tvm.target.Target,
                      f"{'tuned us':>9} {'speed-up':>8} {'GFLOP/s':>8}"], []
     for task in tasks:
         untuned = kernel_seconds(task, target)
-        tuned = kernel_seconds(task, target, database) if best_seconds(database, task) else None
+        tuned = kernel_seconds(task, target, database)
         entries.append({"name": task.name, "kind": task.kind, "shape": task.shape,
                         "weight": task.weight, "mflop": round(task.flops / 1e6, 2),
                         "untuned_us": round(untuned * 1e6, 1),

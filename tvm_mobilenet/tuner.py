@@ -151,12 +151,3 @@ def _request_stop(callback: ProgressCallback):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     return handler
-
-
-def best_seconds(database: ms.database.Database, task: Task) -> float | None:
-    """Mean run time of the best record for a task, or None if it has none."""
-    records = database.get_top_k(database.commit_workload(task.mod), 1)
-    if not records or not records[0].run_secs:
-        return None
-    secs = [float(s) for s in records[0].run_secs]
-    return sum(secs) / len(secs)
