@@ -152,7 +152,8 @@ def run_tuning(args: TuneArgs) -> None:
     print(f"[4/5] building {args.output} with the log, verifying against the NumPy reference")
     build_library(imported, preset, args.output, args.source, log)
     library = LocalLibrary(args.output)
-    comparisons = verify_library(library, onnx_model(args.source))
+    graph = onnx_model(args.source)
+    comparisons = verify_library(library, graph)
     print(verify_report(comparisons, DEFAULT_RTOL))
     if not all(c.passes(DEFAULT_RTOL) for c in comparisons):
         raise UserError(f"{args.output} does not match the reference; not benchmarking it")
@@ -162,7 +163,7 @@ def run_tuning(args: TuneArgs) -> None:
         untuned_path = args.output.with_name(args.output.stem + "-untuned.so")
         build_library(imported, preset, untuned_path, args.source, None)
         libraries["tvm-untuned"] = LocalLibrary(untuned_path)
-    model_bytes = onnx_model(args.source).SerializeToString()
+    model_bytes = graph.SerializeToString()
     timings = [timing for threads in args.threads
                for timing in benchmark(libraries, args.repeat, threads, model_bytes)]
     print(report(f"{args.source.label} tuned ({tuning_log.record_count(log)} records)", timings))
