@@ -26,7 +26,7 @@ from . import tuning_log
 from .bench import benchmark, parse_threads, report
 from .build import add_model_args, build_library, model_source
 from .cli import UserError, run_cli
-from .frontend import ModelSource, import_model, onnx_model
+from .frontend import ModelSource, import_model, import_onnx, onnx_model
 from .rpc import DEFAULT_TRACKER, free_devices, parse_tracker
 from .runner import LocalLibrary, set_threads
 from .targets import TargetPreset, host_cpu, load_target
@@ -115,7 +115,10 @@ def run_tuning(args: TuneArgs) -> None:
         raise UserError(f"found {free} free '{key}' device(s) at {tracker}, but tuning on "
                         "remote devices is not implemented in this version yet; tune for a "
                         "host preset (x86) meanwhile")
-    imported = import_model(args.source)
+    # The ONNX graph is both what TVM imports and what the reference verifies: build it once
+    # (and refuse a .tflite model now, not after tuning, since verification needs ONNX).
+    graph = onnx_model(args.source)
+    imported = import_onnx(graph)
     log = tuning_log.log_dir(preset.name, args.source.tuning_label, args.log_dir)
     print(f"[1/5] tasks of {args.source.label} for {preset.name} {preset.target}")
     all_tasks = extract_tasks(imported.mod, target)
@@ -152,7 +155,6 @@ def run_tuning(args: TuneArgs) -> None:
     print(f"[4/5] building {args.output} with the log, verifying against the NumPy reference")
     build_library(imported, preset, args.output, args.source, log)
     library = LocalLibrary(args.output)
-    graph = onnx_model(args.source)
     comparisons = verify_library(library, graph)
     print(verify_report(comparisons, DEFAULT_RTOL))
     if not all(c.passes(DEFAULT_RTOL) for c in comparisons):
