@@ -24,12 +24,12 @@ import tvm
 
 from tvm_mobilenet import reference
 from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.bench import (Timer, Timing, interleave, machine_line, onnxruntime_timer,
+from tvm_mobilenet.bench import (Timer, Timing, interleave, onnxruntime_timer,
                                  parse_threads, time_calls)
 from tvm_mobilenet.build import build_library, find_tuning_log
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.models import to_onnx
-from tvm_mobilenet.runner import LocalLibrary, set_threads
+from tvm_mobilenet.runner import load_local, machine_line, set_threads
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tflite_export import to_tflite
 from tvm_mobilenet.verify import DEFAULT_RTOL, compare, seeded_inputs
@@ -65,7 +65,7 @@ def compare_model(name: str, threads: list[int], repeat: int, out: Path) -> list
     library_path = out / f"{arch.label}.so"
     build_library(import_model(source), preset, library_path, source,
                   find_tuning_log(preset, source.tuning_label))
-    library = LocalLibrary(library_path)
+    library = load_local(library_path)
     rows = []
     for count in threads:
         set_threads(count)

@@ -6,7 +6,7 @@ import pytest
 from conftest import run_module
 from test_models import onnxruntime_run
 from tvm_mobilenet.frontend import ModelSource, onnx_model
-from tvm_mobilenet.runner import LocalLibrary
+from tvm_mobilenet.runner import load_local
 from tvm_mobilenet.verify import DEFAULT_RTOL, compare, seeded_inputs, verify_library
 
 SOURCES = [ModelSource("mobilenet_v1", 1.0, 224), ModelSource("mobilenet_v1", 0.5, 160),
@@ -17,7 +17,7 @@ SOURCES = [ModelSource("mobilenet_v1", 1.0, 224), ModelSource("mobilenet_v1", 0.
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.label + f"-t{s.expansion}")
 def test_library_matches_reference_and_onnxruntime(built_library, source):
     path, info = built_library(source)
-    library = LocalLibrary(path)
+    library = load_local(path)
     model = onnx_model(source)
     for comparison in verify_library(library, model, count=2):
         assert comparison.passes(DEFAULT_RTOL), comparison

@@ -6,7 +6,7 @@ from conftest import run_module
 from tvm_mobilenet import reference
 from tvm_mobilenet.architectures import architecture
 from tvm_mobilenet.models import export
-from tvm_mobilenet.runner import LocalLibrary
+from tvm_mobilenet.runner import load_local
 from tvm_mobilenet.verify import DEFAULT_RTOL, compare, seeded_inputs
 
 
@@ -17,7 +17,7 @@ def test_tflite_library_matches_reference(tmp_path):
     assert exported.returncode == 0, exported.stderr
     built = run_module("build", str(path), "-o", str(lib))
     assert built.returncode == 0, built.stderr
-    library = LocalLibrary(lib)
+    library = load_local(lib)
     assert library.info.input_shape == (1, 96, 96, 3)  # TFLite is NHWC
     x_nchw = seeded_inputs((1, 3, 96, 96), 1, seed=8)[0]
     expected = reference.run(export(architecture("mobilenet_v2", 0.5, 96), seed=3),

@@ -10,7 +10,7 @@ from tvm_mobilenet.architectures import architecture
 from tvm_mobilenet.build import build_library, find_tuning_log
 from tvm_mobilenet.cli import UserError
 from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
-from tvm_mobilenet.runner import LocalLibrary
+from tvm_mobilenet.runner import load_local
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tasks import extract_tasks
 from tvm_mobilenet.tuner import tune_tasks
@@ -74,7 +74,7 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path):
     library_path = tmp_path / "tuned.so"
     info = build_library(imported, preset, library_path, SMALL, log)
     assert info.tuning_log == str(log)
-    comparisons = verify_library(LocalLibrary(library_path), onnx_model(SMALL))
+    comparisons = verify_library(load_local(library_path), onnx_model(SMALL))
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons)
 
 

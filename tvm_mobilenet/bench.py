@@ -9,7 +9,6 @@ hits both alike; latencies are medians and 90th percentiles of single runs after
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -17,13 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import tvm
 
 from .build import add_model_args, model_source
 from .cli import UserError, run_cli
 from .frontend import onnx_model
-from .runner import LocalLibrary, set_threads
-from .targets import host_cores, host_cpu
+from .rpc import add_rpc_args
+from .runner import Library, RemoteLibrary, open_library
 from .verify import seeded_inputs
 
 WARMUP_RUNS = 5
@@ -87,7 +85,7 @@ def interleave(timers: dict[str, Timer], repeat: int, threads: int) -> list[Timi
     return [Timing(name, threads, np.concatenate(parts)) for name, parts in samples.items()]
 
 
-def benchmark(libraries: dict[str, LocalLibrary], repeat: int, threads: int,
+def benchmark(libraries: dict[str, Library], repeat: int, threads: int,
               compare_model: bytes | None = None) -> list[Timing]:
     """Samples for each library (and onnxruntime), interleaved round by round.
 
@@ -95,7 +93,8 @@ def benchmark(libraries: dict[str, LocalLibrary], repeat: int, threads: int,
     """
     info = next(iter(libraries.values())).info
     x = seeded_inputs(info.input_shape, 1, seed=0)[0]
-    set_threads(threads)
+    for library in libraries.values():
+        library.set_threads(threads)
     timers: dict[str, Timer] = {
         name: (lambda n, lib=library: lib.time(x, n)) for name, library in libraries.items()}
     if compare_model is not None:
@@ -103,14 +102,10 @@ def benchmark(libraries: dict[str, LocalLibrary], repeat: int, threads: int,
     return interleave(timers, repeat, threads)
 
 
-def machine_line() -> str:
-    return (f"{platform.machine()} {host_cpu()} ({host_cores()} cores), TVM {tvm.__version__}, "
-            f"Python {platform.python_version()}")
-
-
-def report(title: str, timings: list[Timing], subject: str = "tvm") -> str:
-    """Table of medians, then `subject`'s ratio to every other runtime at each thread count."""
-    lines = [f"{title}  on {machine_line()}",
+def report(title: str, timings: list[Timing], where: str, subject: str = "tvm") -> str:
+    """Table of medians, then `subject`'s ratio to every other runtime at each thread count;
+    `where` says where it ran (`Library.where`)."""
+    lines = [f"{title}  on {where}",
              f"{'runtime':<14} {'threads':>7} {'median ms':>10} {'p90 ms':>8} {'runs':>5}"]
     for t in timings:
         lines.append(f"{t.runtime:<14} {t.threads:>7} {t.median_ms:>10.3f} {t.p90_ms:>8.3f} "
@@ -154,13 +149,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="time another runtime on the same model: onnxruntime [MODEL] "
                              "(MODEL defaults to the one the library was built from)")
     add_model_args(parser, flag="--model")
+    add_rpc_args(parser)
     args = parser.parse_args(argv)
 
     def run() -> None:
         if args.repeat < 1:
             raise UserError("--repeat must be at least 1")
-        library = LocalLibrary(args.library)
+        library = open_library(args.library, args)
         compare_model = None
+        if args.compare and isinstance(library, RemoteLibrary):
+            raise UserError("--compare runs the other runtime on this machine; it cannot be "
+                            "compared with a library running on a device")
         if args.compare:
             runtime, *rest = args.compare
             if runtime not in COMPARABLE_RUNTIMES or len(rest) > 1:
@@ -168,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                                 "optionally a model")
             args.model = rest[0] if rest else args.model
             compare_model = onnx_model(model_source(args, library.info)).SerializeToString()
-        timings = [timing for threads in args.threads or [host_cores()]
+        default_threads = int(library.info.target_dict["num-cores"])
+        timings = [timing for threads in args.threads or [default_threads]
                    for timing in benchmark({"tvm": library}, args.repeat, threads,
                                            compare_model)]
-        print(report(str(args.library), timings))
+        print(report(str(args.library), timings, library.where))
 
     return run_cli(run)
 

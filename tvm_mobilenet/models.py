@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .architectures import ARCHITECTURES, LAYER_KINDS, Architecture, architecture
+from .architectures import ARCHITECTURES, LAYER_KINDS, Architecture
 from .cli import add_architecture_args, architecture_from_args, run_cli
 from .tflite_export import to_tflite
 from .weights import LayerWeights, random_weights

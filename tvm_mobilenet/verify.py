@@ -23,7 +23,8 @@ from . import reference
 from .build import add_model_args, model_source
 from .cli import run_cli
 from .frontend import ModelSource, onnx_model
-from .runner import LocalLibrary
+from .rpc import add_rpc_args
+from .runner import Library, open_library
 
 DEFAULT_RTOL = 1e-4
 TOP_K = 5
@@ -57,7 +58,7 @@ def seeded_inputs(shape: tuple[int, ...], count: int, seed: int) -> list[np.ndar
     return [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
 
 
-def verify_library(library: LocalLibrary, model: onnx.ModelProto, count: int = 2,
+def verify_library(library: Library, model: onnx.ModelProto, count: int = 2,
                    seed: int = 1234) -> list[Comparison]:
     """Run the library and the NumPy reference on `count` seeded inputs and compare."""
     results = []
@@ -92,14 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-seed", type=int, default=1234, help="seed of the inputs")
     parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
                         help=f"relative tolerance (default {DEFAULT_RTOL:g})")
+    add_rpc_args(parser)
     args = parser.parse_args(argv)
     outcome = {"passed": False}
 
     def run() -> None:
-        library = LocalLibrary(args.library)
+        library = open_library(args.library, args)
         source: ModelSource = model_source(args, library.info)
         comparisons = verify_library(library, onnx_model(source), args.inputs, args.input_seed)
-        print(f"{args.library} vs NumPy reference of {source.label} "
+        print(f"{args.library} on {library.where} vs NumPy reference of {source.label} "
               f"(input {list(library.info.input_shape)})")
         print(report(comparisons, args.rtol))
         outcome["passed"] = all(c.passes(args.rtol) for c in comparisons)
