@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import tvm
-import tvm.support.cc
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from . import tuning_log
 from .cli import UserError, add_architecture_args, run_cli
 from .graph_passes import prepare
+from .linker import linker_for
 from .tasks import lower_for_tuning
 from .frontend import MODEL_NAMES, ImportedModel, ModelSource, import_model, parse_shape
 from .targets import TargetPreset, load_target
@@ -47,6 +46,8 @@ class LibraryInfo:
     target_dict: dict
     tuning_log: str | None
     tvm_version: str
+    #: Tracker key of the devices it runs on (device presets), None for this machine.
+    rpc_key: str | None = None
 
     @staticmethod
     def path_for(library: Path) -> Path:
@@ -105,32 +106,28 @@ def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = No
     return directory
 
 
-def cross_compiler(preset: TargetPreset):
-    """The linker for `preset`'s libraries: None for the host, else its cross compiler."""
-    if not preset.cross_compiler:
-        return None
-    command = preset.cross_compiler["command"]
-    if shutil.which(command) is None:
-        raise UserError(f"cross compiler {command} for target {preset.name} not found; install "
-                        f"it with `apt-get install {preset.cross_compiler['package']}`")
-    # cross_compiler() extends the options list it is given: pass a fresh one every time.
-    return tvm.support.cc.cross_compiler(command, options=[])
-
-
 def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
                   source: ModelSource, tuning_dir: Path | None = None) -> LibraryInfo:
     """Compile `imported` for `preset` (with the tuned schedules in `tuning_dir`), write the
     library and its description."""
-    linker = cross_compiler(preset)
+    linker = linker_for(preset)
+    if linker is not None and linker.note:
+        print(f"note: {linker.note}")
     database = tuning_log.open_database(tuning_dir) if tuning_dir else None
     executable = compile_module(imported.mod, preset, database)
     output.parent.mkdir(parents=True, exist_ok=True)
-    executable.export_library(str(output), fcompile=linker)
+    try:
+        executable.export_library(str(output), fcompile=linker.fcompile() if linker else None)
+    except RuntimeError as error:
+        lines = [line for line in str(error).splitlines() if "error" in line.lower()]
+        raise UserError(f"linking {output} for {preset.name} failed:\n"
+                        + "\n".join(lines[-4:] or str(error).splitlines()[-4:])) from error
     info = LibraryInfo(input_name=imported.input_name, input_shape=imported.input_shape,
                        model=source.label, source=asdict(source), target=preset.name,
                        target_dict=preset.target,
                        tuning_log=str(tuning_dir) if tuning_dir else None,
-                       tvm_version=tvm.__version__)
+                       tvm_version=tvm.__version__,
+                       rpc_key=preset.rpc_key if preset.device == "rpc" else None)
     info.save(output)
     return info
 
@@ -175,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="tuning log folder to apply (default: tuning_logs/<target>/<model>/ "
                            "when it exists)")
     logs.add_argument("--no-tuning-logs", action="store_true", help="build untuned")
+    parser.add_argument("--bundle", type=Path, default=None, metavar="DIR",
+                        help="also write a deploy folder: the library, its spec, a seeded input "
+                             "with the reference's logits and run.py, which verifies and times it "
+                             "on the device with only NumPy and TVM's runtime")
     args = parser.parse_args(argv)
 
     def run() -> None:
@@ -194,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         build_library(imported, preset, args.output, source, log)
         print(f"built {args.output} for {preset.name} {preset.target} "
               f"in {time.perf_counter() - start:.1f} s")
+        if args.bundle:
+            from .bundle import write_bundle  # the bundle needs the reference: a later stage
+
+            write_bundle(args.output, args.bundle)
+            print(f"wrote the deploy bundle {args.bundle}/; on the device: python3 run.py")
 
     return run_cli(run)
 
