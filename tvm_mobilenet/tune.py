@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tvm
@@ -27,8 +28,9 @@ from .bench import benchmark, parse_threads, report
 from .build import add_model_args, build_library, model_source
 from .cli import UserError, run_cli
 from .frontend import ModelSource, import_model, import_onnx, onnx_model
-from .rpc import DEFAULT_TRACKER, free_devices, parse_tracker
-from .runner import LocalLibrary, set_threads
+from .linker import linker_for
+from .rpc import Endpoint, add_rpc_args, endpoint_from_args, probe
+from .runner import load, set_threads
 from .targets import TargetPreset, host_cpu, load_target
 from .tasks import DEFAULT_TUNED_KINDS, TASK_KINDS, Task, extract_tasks, task_table
 from .tuner import tune_tasks
@@ -53,8 +55,8 @@ class TuneArgs:
     threads: tuple[int, ...]
     vs_untuned: bool
     seed: int
-    rpc_tracker: str | None = None
-    rpc_key: str | None = None
+    #: Where candidates and the library run: None for this machine.
+    device: Endpoint | None = None
     plot: Path | None = None
 
 
@@ -85,22 +87,34 @@ def kernel_seconds(task: Task, target: tvm.target.Target,
     return float(timer(*args).median)
 
 
-def task_report(tasks: list[Task], target: tvm.target.Target,
-                database: ms.database.Database) -> tuple[str, list[dict]]:
-    """Per-task table (kind, shape, untuned vs tuned µs, speed-up) and its summary rows."""
+def recorded_seconds(task: Task, database: ms.database.Database) -> float | None:
+    """The best measured time of `task` in `database` (as the runner measured it)."""
+    records = database.get_top_k(database.commit_workload(task.mod), 1)
+    if not records or not records[0].run_secs:
+        return None
+    return float(np.mean([float(s) for s in records[0].run_secs]))
+
+
+def task_report(tasks: list[Task],
+                measure: Callable[[Task], tuple[float | None, float | None]]
+                ) -> tuple[str, list[dict]]:
+    """Per-task table (kind, shape, untuned vs tuned µs, speed-up) and its summary rows;
+    `measure` gives a task's (untuned, tuned) seconds, either may be unknown."""
+    def us(seconds: float | None) -> str:
+        return f"{seconds * 1e6:.1f}" if seconds else "-"
+
     rows, entries = [f"{'kind':<11} {'shape':<30} {'x':>2} {'untuned us':>11} "
                      f"{'tuned us':>9} {'speed-up':>8} {'GFLOP/s':>8}"], []
     for task in tasks:
-        untuned = kernel_seconds(task, target)
-        tuned = kernel_seconds(task, target, database)
+        untuned, tuned = measure(task)
         entries.append({"name": task.name, "kind": task.kind, "shape": task.shape,
                         "weight": task.weight, "mflop": round(task.flops / 1e6, 2),
-                        "untuned_us": round(untuned * 1e6, 1),
+                        "untuned_us": round(untuned * 1e6, 1) if untuned else None,
                         "tuned_us": round(tuned * 1e6, 1) if tuned else None})
-        tuned_text = f"{tuned * 1e6:>9.1f} {untuned / tuned:>7.1f}x " \
-                     f"{task.flops / tuned / 1e9:>8.1f}" if tuned else f"{'-':>9}"
-        rows.append(f"{task.kind:<11} {task.shape:<30} {task.weight:>2} "
-                    f"{untuned * 1e6:>11.1f} {tuned_text}")
+        speedup = f"{untuned / tuned:.1f}x" if untuned and tuned else "-"
+        gflops = f"{task.flops / tuned / 1e9:.1f}" if tuned else "-"
+        rows.append(f"{task.kind:<11} {task.shape:<30} {task.weight:>2} {us(untuned):>11} "
+                    f"{us(tuned):>9} {speedup:>8} {gflops:>8}")
     return "\n".join(rows), entries
 
 
@@ -108,13 +122,14 @@ def run_tuning(args: TuneArgs) -> None:
     print(f"Tuning with arguments: {args}")
     preset: TargetPreset = load_target(args.target)
     target = preset.tvm_target
-    if preset.device == "rpc":
-        key = args.rpc_key or preset.rpc_key
-        tracker = parse_tracker(args.rpc_tracker)
-        free = free_devices(tracker, key)
-        raise UserError(f"found {free} free '{key}' device(s) at {tracker}, but tuning on "
-                        "remote devices is not implemented in this version yet; tune for a "
-                        "host preset (x86) meanwhile")
+    measured_on, linker = f"{platform.machine()} {host_cpu()}", None
+    if args.device is not None:
+        if args.plot or args.vs_untuned:
+            raise UserError("--plot and --vs-untuned measure untuned kernels on this machine "
+                            "only; on a device, time an untuned build with `bench`")
+        linker = linker_for(preset)
+        measured_on = probe(args.device)  # fails now, with setup help, not after extraction
+        print(f"measuring on {measured_on}")
     # The ONNX graph is both what TVM imports and what the reference verifies: build it once
     # (and refuse a .tflite model now, not after tuning, since verification needs ONNX).
     graph = onnx_model(args.source)
@@ -132,14 +147,20 @@ def run_tuning(args: TuneArgs) -> None:
         print(f"[2/5] tuning {len(tasks)} tasks up to {trials} trials, log {log} "
               f"({tuning_log.record_count(log)} records so far)")
         start, records_before = time.perf_counter(), tuning_log.record_count(log)
-        progress = tune_tasks(tasks, target, log, trials, args.seed)
+        progress = tune_tasks(tasks, target, log, trials, args.seed, args.device, linker)
         elapsed = time.perf_counter() - start
         print(f"tuning took {elapsed:.0f} s; the log holds "
               f"{sum(p.trials for p in progress)} trials for these tasks")
         database = tuning_log.open_database(log)
-        set_threads(preset.num_cores)
-        print("[3/5] per-task latency, untuned vs tuned")
-        table, entries = task_report(tasks, target, database)
+        if args.device is None:
+            set_threads(preset.num_cores)
+            print("[3/5] per-task latency, untuned vs tuned")
+            table, entries = task_report(tasks, lambda task: (
+                kernel_seconds(task, target), kernel_seconds(task, target, database)))
+        else:
+            print("[3/5] per-task latency of the best records, as measured on the device")
+            table, entries = task_report(tasks, lambda task: (
+                None, recorded_seconds(task, database)))
         print(table)
         if args.plot:
             plot_task_latencies(entries, f"{args.source.label} on {preset.name}: per-task "
@@ -149,12 +170,14 @@ def run_tuning(args: TuneArgs) -> None:
         if tuning_log.record_count(log) != records_before or not tuning_log.read_summary(log):
             tuning_log.write_summary(log, {
                 "model": args.source.tuning_label, "target": preset.target,
-                "target_preset": preset.name, "cpu": host_cpu(), "machine": platform.machine(),
+                "target_preset": preset.name, "measured_on": measured_on,
                 "tvm_version": tvm.__version__, "trials": tuning_log.record_count(log),
                 "tasks": entries})
-    print(f"[4/5] building {args.output} with the log, verifying against the NumPy reference")
+    where = "on the device" if args.device else "on this machine"
+    print(f"[4/5] building {args.output} with the log, verifying it {where} against the NumPy "
+          "reference")
     build_library(imported, preset, args.output, args.source, log)
-    library = LocalLibrary(args.output)
+    library = load(args.output, args.device)
     comparisons = verify_library(library, graph)
     print(verify_report(comparisons, DEFAULT_RTOL))
     if not all(c.passes(DEFAULT_RTOL) for c in comparisons):
@@ -164,11 +187,13 @@ def run_tuning(args: TuneArgs) -> None:
     if args.vs_untuned:
         untuned_path = args.output.with_name(args.output.stem + "-untuned.so")
         build_library(imported, preset, untuned_path, args.source, None)
-        libraries["tvm-untuned"] = LocalLibrary(untuned_path)
-    model_bytes = graph.SerializeToString()
+        libraries["tvm-untuned"] = load(untuned_path, args.device)
+    # onnxruntime runs on this machine: it is compared only with libraries that run here too.
+    model_bytes = None if args.device else graph.SerializeToString()
     timings = [timing for threads in args.threads
                for timing in benchmark(libraries, args.repeat, threads, model_bytes)]
-    print(report(f"{args.source.label} tuned ({tuning_log.record_count(log)} records)", timings))
+    print(report(f"{args.source.label} tuned ({tuning_log.record_count(log)} records)", timings,
+                 library.where))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,18 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="tuned library (default: out/<target>-<model>.so)")
     parser.add_argument("--repeat", type=int, default=50, help="benchmark runs (default 50)")
-    parser.add_argument("--threads", type=parse_threads, default=[1, 2],
-                        help="benchmark thread counts (default 1,2)")
+    parser.add_argument("--threads", type=parse_threads, default=None,
+                        help="benchmark thread counts (default 1,2 here; the target's cores "
+                             "on a device)")
     parser.add_argument("--vs-untuned", action="store_true",
                         help="also build and time the untuned library (slow: ~1 s a run)")
     parser.add_argument("--tune-seed", type=int, default=0, help="search seed (default 0)")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                         help="draw per-task latency bars (untuned vs tuned, by kind)")
-    parser.add_argument("--rpc-tracker", default=None, metavar="HOST:PORT",
-                        help="RPC tracker for device targets (default $TVM_TRACKER_HOST:"
-                             f"$TVM_TRACKER_PORT or {DEFAULT_TRACKER})")
-    parser.add_argument("--rpc-key", default=None,
-                        help="device key at the tracker (default: the preset's, e.g. rpi4)")
+    add_rpc_args(parser)
     args = parser.parse_args(argv)
 
     def run() -> None:
@@ -220,10 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.trials is not None and args.trials < 0:
             raise UserError("--trials must be at least 0")
         output = args.output or Path("out") / f"{args.target}-{source.label}.so"
+        preset = load_target(args.target)
+        device = endpoint_from_args(args, preset.rpc_key if preset.device == "rpc" else None)
+        threads = args.threads or ([preset.num_cores] if device else [1, 2])
         run_tuning(TuneArgs(source, args.target, parse_ops(args.ops), args.trials,
-                            args.log_dir, args.fresh, output, args.repeat,
-                            tuple(args.threads), args.vs_untuned,
-                            args.tune_seed, args.rpc_tracker, args.rpc_key, args.plot))
+                            args.log_dir, args.fresh, output, args.repeat, tuple(threads),
+                            args.vs_untuned, args.tune_seed, device, args.plot))
 
     return run_cli(run)
 

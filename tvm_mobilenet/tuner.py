@@ -7,6 +7,7 @@ per task kind (`schedules.py`), a lighter build function, progress, and a clean 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -20,13 +21,51 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
 from . import tuning_log
+from .cli import UserError
+from .linker import Linker
+from .rpc import Endpoint
 from .schedules import space_generator
+from .targets import host_cores
 from .tasks import Task
 
 #: Most candidates built and measured per round of a task (small: progress stays visible and
 #: Ctrl-C loses at most one round); fewer when the budget is small, so every task gets some.
 MAX_TRIALS_PER_ROUND = 16
 POPULATION = 256
+#: Seconds a device may take to measure one candidate (an emulated device is ~50x slower).
+DEVICE_MEASURE_TIMEOUT_S = 120
+
+
+def export_shared(linker: Linker, module: tvm.runtime.Module) -> str:
+    """Link a candidate into a .so with `linker` (a cross compiler for device targets), so
+    that the device loads it without a compiler of its own."""
+    path = os.path.join(tempfile.mkdtemp(prefix="tvm_mobilenet_candidate_"), "candidate.so")
+    module.export_library(path, fcompile=linker.fcompile())
+    return path
+
+
+def builder_and_runner(device: Endpoint | None,
+              linker: Linker | None) -> tuple[ms.builder.Builder, ms.runner.Runner]:
+    """Builder and runner: this machine's, or cross-compiled candidates timed on the device
+    `device` (a tracker key) through MetaSchedule's RPCRunner."""
+    evaluator = ms.runner.EvaluatorConfig(number=5, repeat=1, min_repeat_ms=50,
+                                          enable_cpu_cache_flush=False)
+    if device is None:
+        return (ms.builder.LocalBuilder(f_build=light_build, max_workers=host_cores(),
+                                        timeout_sec=60),
+                ms.runner.LocalRunner(timeout_sec=30, evaluator_config=evaluator))
+    if not device.key:
+        raise UserError("tuning on a device needs an RPC tracker and key (MetaSchedule's "
+                        "RPCRunner asks a tracker for devices): pass --rpc-tracker and --rpc-key")
+    if linker is None:
+        raise UserError("tuning on a device needs the target preset's cross compiler")
+    config = ms.runner.RPCConfig(tracker_host=device.host, tracker_port=device.port,
+                                 tracker_key=device.key, session_priority=1,
+                                 session_timeout_sec=DEVICE_MEASURE_TIMEOUT_S)
+    return (ms.builder.LocalBuilder(f_build=light_build,
+                                    f_export=functools.partial(export_shared, linker),
+                                    max_workers=host_cores(), timeout_sec=60),
+            ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator, max_workers=1))
 
 
 def light_build(mod: tvm.IRModule, target: tvm.target.Target, _params: dict | None) -> tvm.Module:
@@ -93,8 +132,12 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
 
 
 def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: int,
-               seed: int = 0) -> list[TaskProgress]:
+               seed: int = 0, device: Endpoint | None = None,
+               linker: Linker | None = None) -> list[TaskProgress]:
     """Tune `tasks` until the log holds about `trials` records for them (resumes a log).
+
+    Candidates run on this machine, or with `device` (a tracker and key) on that device,
+    linked by `linker`.
 
     Ctrl-C stops after the round in flight (then KeyboardInterrupt is raised); every finished
     trial stays in the log.
@@ -106,15 +149,16 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
     progress = [TaskProgress(task, trials=done[task.name]) for task in tasks]
     if remaining <= 0 or not tasks:
         return progress
-    num_cores = int(target.attrs["num-cores"])
-    # Kernels measured by the runner use TVM's thread pool: give it every core the target has.
-    os.environ["TVM_NUM_THREADS"] = str(num_cores)
+    if device is None:
+        # Kernels measured here use TVM's thread pool: give it every core the target has.
+        os.environ["TVM_NUM_THREADS"] = str(target.attrs["num-cores"])
+    builder, runner = builder_and_runner(device, linker)
     contexts = [
         ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                        space_generator=space_generator(task.kind, target),
                        search_strategy=ms.search_strategy.EvolutionarySearch(
                            population_size=POPULATION, init_min_unmeasured=32),
-                       rand_state=seed + index + 1, num_threads=num_cores)
+                       rand_state=seed + index + 1, num_threads=host_cores())
         for index, task in enumerate(tasks)]
     callback = ProgressCallback(progress, remaining)
     previous_handler = signal.signal(signal.SIGINT, _request_stop(callback))
@@ -126,12 +170,8 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
                 tasks=contexts, task_weights=[float(task.weight) for task in tasks],
                 work_dir=scratch, max_trials_global=remaining, max_trials_per_task=per_task,
                 num_trials_per_iter=per_round,
-                builder=ms.builder.LocalBuilder(f_build=light_build, max_workers=num_cores,
-                                                timeout_sec=60),
-                runner=ms.runner.LocalRunner(
-                    timeout_sec=30, evaluator_config=ms.runner.EvaluatorConfig(
-                        number=5, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)),
-                database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=num_cores),
+                builder=builder, runner=runner,
+                database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=host_cores()),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    callback],
                 task_scheduler=ms.task_scheduler.GradientBased(seed=seed))
