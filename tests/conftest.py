@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
+from tvm_mobilenet import device
 from tvm_mobilenet.build import LibraryInfo, build_library
 from tvm_mobilenet.frontend import ModelSource, import_model
+from tvm_mobilenet.rpc import Endpoint, is_listening
 from tvm_mobilenet.targets import load_target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +43,43 @@ def built_library(tmp_path_factory: pytest.TempPathFactory
         return cache[source]
 
     return build
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tracker() -> Iterator[Endpoint]:
+    """A real TVM RPC tracker on 127.0.0.1 (key None: add one with `Endpoint(..., key=)`)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host",
+                                "127.0.0.1", "--port", str(port), "--port-end", str(port + 1)],
+                               start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    endpoint = Endpoint("127.0.0.1", port)
+    deadline = time.monotonic() + 60
+    while not is_listening(endpoint):
+        assert time.monotonic() < deadline and process.poll() is None, "tracker did not start"
+        time.sleep(0.2)
+    yield endpoint
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def emulated_rpi4(tracker: Endpoint, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[Endpoint]:
+    """The emulated aarch64 device (qemu), registered with `tracker` under key rpi4. Sets the
+    device up first if needed (a failure here fails the tests: CI must have it)."""
+    device.setup()
+    endpoint = Endpoint(tracker.host, tracker.port, key="rpi4")
+    log = tmp_path_factory.mktemp("device") / "server.log"
+    process = device.start_server(endpoint, log=log)
+    try:
+        device.wait_until_serving(endpoint, process)
+        yield endpoint
+    finally:
+        device.stop_server(process)

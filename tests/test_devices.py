@@ -1,39 +1,59 @@
-"""Device presets: cross-compiled aarch64 libraries, and fast clear errors about trackers."""
+"""ARM devices: cross-compiled libraries for each preset, and the rpi4 ones verified, timed and
+tuned on the emulated aarch64 device through a real RPC tracker; clear, bounded failures."""
 
 import json
-import os
-import shutil
-import signal
-import socket
+import re
 import subprocess
-import sys
 import time
 
+import numpy as np
 import pytest
 
-from conftest import run_module
+from conftest import free_port, run_module
+from tvm_mobilenet import device, tuning_log
+from tvm_mobilenet.build import LibraryInfo
 from tvm_mobilenet.cli import UserError
-from tvm_mobilenet.rpc import Tracker, free_devices, parse_tracker
+from tvm_mobilenet.rpc import EMULATED_LABEL, Endpoint, free_devices, parse_address
+from tvm_mobilenet.runner import RemoteLibrary
 
-ELF_MACHINE_AARCH64 = 183
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+ELF_MACHINE = {"aarch64": 183, "arm": 40}
+SMALL_V2 = ("mobilenet_v2", "--alpha", "0.35", "--resolution", "96")
+SMALL_V2_FLAGS = ("--model", *SMALL_V2)
 
 
-@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None and not os.environ.get("CI"),
-                    reason="needs g++-aarch64-linux-gnu (installed by .ci/run)")
-def test_rpi4_build_is_an_aarch64_elf(tmp_path):
-    library = tmp_path / "v2.so"
-    result = run_module("build", "mobilenet_v2", "--alpha", "0.35", "--resolution", "96",
-                        "--target", "rpi4", "-o", str(library))
+def build_for(target: str, output, *extra: str) -> None:
+    result = run_module("build", *SMALL_V2, "--target", target, "-o", str(output), *extra)
     assert result.returncode == 0, result.stderr
-    header = library.read_bytes()[:20]
-    assert header[:4] == b"\x7fELF" and header[4] == 2  # 64-bit ELF
-    assert int.from_bytes(header[18:20], "little") == ELF_MACHINE_AARCH64
+
+
+@pytest.fixture(scope="module")
+def rpi4_library(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rpi4") / "v2.so"
+    build_for("rpi4", path)
+    return path
+
+
+def elf_header(path) -> tuple[int, int]:
+    """(ELF class: 1 = 32-bit, 2 = 64-bit; machine)."""
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    return header[4], int.from_bytes(header[18:20], "little")
+
+
+def needed_libraries(path) -> list[str]:
+    """DT_NEEDED entries, read by binutils' readelf (installed with the cross compilers)."""
+    dynamic = subprocess.run(["readelf", "--dynamic", str(path)], capture_output=True,
+                             text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dynamic)
+
+
+def test_rpi4_build_is_an_aarch64_elf(rpi4_library):
+    assert elf_header(rpi4_library) == (2, ELF_MACHINE["aarch64"])
+
+
+def test_rpi3_build_is_a_32_bit_arm_elf(tmp_path):
+    build_for("rpi3", tmp_path / "v2.so")
+    assert elf_header(tmp_path / "v2.so") == (1, ELF_MACHINE["arm"])
 
 
 def test_missing_cross_compiler_names_the_package(tmp_path):
@@ -48,38 +68,126 @@ def test_missing_cross_compiler_names_the_package(tmp_path):
     assert "apt-get install g++-no-such" in result.stderr
 
 
+def test_rpi4_library_verifies_on_the_emulated_device(rpi4_library, emulated_rpi4):
+    result = run_module("verify", str(rpi4_library), "--rpc-tracker",
+                        f"{emulated_rpi4.host}:{emulated_rpi4.port}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout and EMULATED_LABEL in result.stdout
+    # The same library against weights of another seed: the comparison can fail.
+    result = run_module("verify", str(rpi4_library), *SMALL_V2_FLAGS, "--seed", "1",
+                        "--rpc-tracker",
+                        f"{emulated_rpi4.host}:{emulated_rpi4.port}")
+    assert result.returncode == 1 and "FAIL" in result.stdout
+
+
+def test_bench_on_the_emulated_device_is_labelled(rpi4_library, emulated_rpi4):
+    result = run_module("bench", str(rpi4_library), "--repeat", "3", "--rpc-tracker",
+                        f"{emulated_rpi4.host}:{emulated_rpi4.port}")
+    assert result.returncode == 0, result.stderr
+    assert EMULATED_LABEL in result.stdout
+    assert re.search(r"^tvm\s+4\s", result.stdout, re.MULTILINE)  # the preset's 4 cores
+    result = run_module("bench", str(rpi4_library), "--compare", "onnxruntime",
+                        "--rpc-tracker", f"{emulated_rpi4.host}:{emulated_rpi4.port}")
+    assert result.returncode == 2 and "cannot be compared" in result.stderr
+
+
+def test_android_library_without_ndk(tmp_path, monkeypatch, emulated_rpi4):
+    """Linked without the NDK, the Android library needs no shared library at all, so it
+    also loads and verifies on aarch64 Linux (this checks the code, not Android's loader)."""
+    monkeypatch.delenv("TVM_NDK_CC", raising=False)
+    monkeypatch.delenv("ANDROID_NDK_HOME", raising=False)
+    result = run_module("build", *SMALL_V2, "--target", "android-arm64", "-o",
+                        str(tmp_path / "v2.so"))
+    assert result.returncode == 0, result.stderr
+    assert "without the Android NDK" in result.stdout
+    assert elf_header(tmp_path / "v2.so") == (2, ELF_MACHINE["aarch64"])
+    assert needed_libraries(tmp_path / "v2.so") == []
+    result = run_module("verify", str(tmp_path / "v2.so"), "--rpc-tracker",
+                        f"{emulated_rpi4.host}:{emulated_rpi4.port}", "--rpc-key", "rpi4")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bundle_verifies_itself_on_the_device(tmp_path, emulated_rpi4):
+    bundle = tmp_path / "bundle"
+    build_for("rpi4", tmp_path / "v2.so", "--bundle", str(bundle))
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "expected.npy", "input.npy", "model.json", "model.so", "run.py"]
+    python = str(device.launcher())
+    result = subprocess.run([python, "run.py", "--repeat", "2"], cwd=bundle,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout and EMULATED_LABEL in result.stdout
+    np.save(bundle / "expected.npy", 2 * np.load(bundle / "expected.npy"))
+    result = subprocess.run([python, "run.py", "--repeat", "1"], cwd=bundle,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "FAIL" in result.stdout
+
+
+def test_tune_arm_cpu_on_the_emulated_device(tmp_path, emulated_rpi4):
+    logs, library = tmp_path / "logs", tmp_path / "tuned.so"
+    result = run_module("tune", "--target", "arm_cpu", *SMALL_V2_FLAGS, "--trials", "4", "--log-dir", str(logs),
+                        "--repeat", "2", "-o", str(library), "--rpc-tracker",
+                        f"{emulated_rpi4.host}:{emulated_rpi4.port}", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = logs / "rpi4" / "mobilenet_v2-0.35-96"
+    assert tuning_log.record_count(log) >= 4
+    assert LibraryInfo.load(library).tuning_log == str(log)
+    assert result.stdout.count("top-5 agrees  ok") == 2  # verified on the device
+    assert EMULATED_LABEL in result.stdout
+    summary = tuning_log.read_summary(log)
+    assert EMULATED_LABEL in summary["measured_on"]
+
+
+def test_unknown_key_fails_fast_listing_the_keys(rpi4_library, emulated_rpi4):
+    start = time.monotonic()
+    result = run_module("verify", str(rpi4_library), "--rpc-tracker",
+                        f"{emulated_rpi4.host}:{emulated_rpi4.port}", "--rpc-key", "pixel9")
+    assert result.returncode == 2
+    assert "has no device with key 'pixel9' (keys: rpi4)" in result.stderr
+    assert time.monotonic() - start < 60
+
+
+def test_unreachable_tracker_fails_fast(rpi4_library):
+    start = time.monotonic()
+    result = run_module("verify", str(rpi4_library), "--rpc-tracker", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2
+    assert "cannot reach an RPC tracker" in result.stderr
+    assert "tvm.exec.rpc_tracker" in result.stderr and "--key rpi4" in result.stderr
+    assert time.monotonic() - start < 60
+
+
 def test_tune_arm_cpu_without_tracker_fails_fast():
     start = time.monotonic()
     result = run_module("tune", "--target", "arm_cpu", "--rpc-tracker", f"127.0.0.1:{free_port()}",
                         timeout=60)
     assert result.returncode == 2
-    assert "cannot reach an RPC tracker" in result.stderr
-    assert "tvm.exec.rpc_tracker" in result.stderr and "--key rpi4" in result.stderr
+    assert "cannot reach an RPC tracker" in result.stderr and "--key rpi4" in result.stderr
     assert time.monotonic() - start < 30
 
 
-def test_tracker_without_the_key_lists_what_it_has():
-    port = free_port()
-    tracker = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host",
-                                "127.0.0.1", "--port", str(port), "--port-end", str(port + 1)],
-                               start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+def test_device_killed_mid_run_is_a_clear_error(rpi4_library, tmp_path):
+    """A direct-connection emulated device, killed between two runs of a library."""
+    endpoint = Endpoint("127.0.0.1", free_port())
+    process = device.start_server(endpoint, log=tmp_path / "server.log")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        with pytest.raises(UserError, match="has no device with key 'rpi4' \\(keys: none\\)"):
-            free_devices(Tracker("127.0.0.1", port), "rpi4")
+        device.wait_until_serving(endpoint, process)
+        library = RemoteLibrary(rpi4_library, LibraryInfo.load(rpi4_library), endpoint)
+        x = np.zeros(library.info.input_shape, np.float32)
+        assert library.run(x).shape == (1, 1000)
     finally:
-        os.killpg(tracker.pid, signal.SIGTERM)
-        tracker.wait(timeout=10)
+        device.stop_server(process)
+    start = time.monotonic()
+    with pytest.raises(UserError, match="the device .* failed"):
+        library.run(x)
+    assert time.monotonic() - start < 60
 
 
-def test_parse_tracker():
-    assert parse_tracker("10.0.0.2:9191") == Tracker("10.0.0.2", 9191)
+def test_tracker_without_the_key_lists_what_it_has(tracker):
+    with pytest.raises(UserError, match="has no device with key 'rpi5' \\(keys: "):
+        free_devices(Endpoint(tracker.host, tracker.port, key="rpi5"))
+
+
+def test_parse_address():
+    assert parse_address("10.0.0.2:9191") == ("10.0.0.2", 9191)
     with pytest.raises(UserError, match="HOST:PORT"):
-        parse_tracker("nonsense")
+        parse_address("nonsense")

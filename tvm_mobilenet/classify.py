@@ -2,6 +2,7 @@
 
     python -m tvm_mobilenet.classify skimage:chelsea
     python -m tvm_mobilenet.classify photo.jpg --lib out/x86-mobilenet_v2_imagenet.so --top 3
+    python -m tvm_mobilenet.classify skimage:coffee --target rpi4 --rpc-tracker HOST:9190
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ from . import imagenet, pretrained
 from .build import build_library, find_tuning_log
 from .cli import UserError, run_cli
 from .frontend import ModelSource, import_model
-from .runner import LocalLibrary
+from .rpc import add_rpc_args
+from .runner import open_library
 from .targets import load_target
 
-DEFAULT_LIBRARY = Path("out") / f"x86-{pretrained.NAME}.so"
-
-
-def default_library() -> Path:
-    """`DEFAULT_LIBRARY`, built for this machine (x86) the first time it is needed, with the
-    model's tuning log if there is one."""
-    if not DEFAULT_LIBRARY.is_file():
-        source, preset = ModelSource(pretrained.NAME), load_target("x86")
-        print(f"building {DEFAULT_LIBRARY} (once)")
+def default_library(target: str) -> Path:
+    """out/<target>-mobilenet_v2_imagenet.so, built the first time it is needed, with the
+    model's tuning log for that target if there is one."""
+    preset = load_target(target)
+    path = Path("out") / f"{preset.name}-{pretrained.NAME}.so"
+    if not path.is_file():
+        source = ModelSource(pretrained.NAME)
+        print(f"building {path} (once)")
         log = find_tuning_log(preset, source.tuning_label)
-        build_library(import_model(source), preset, DEFAULT_LIBRARY, source, log)
-    return DEFAULT_LIBRARY
+        build_library(import_model(source), preset, path, source, log)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,20 +41,25 @@ def main(argv: list[str] | None = None) -> int:
                         + " / ".join(imagenet.SAMPLE_PREFIX + name
                                      for name in imagenet.SAMPLE_PHOTOS)
                         + " (scikit-image's sample photos)")
-    parser.add_argument("--lib", type=Path, default=None,
-                        help=f"library built from {pretrained.NAME} (default: "
-                             f"{DEFAULT_LIBRARY}, built for x86 if missing)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--lib", type=Path, default=None,
+                       help=f"library built from {pretrained.NAME}")
+    which.add_argument("--target", default="x86",
+                       help=f"target preset: use out/<target>-{pretrained.NAME}.so, built if "
+                            "missing (default: x86, this machine); device presets run over RPC")
     parser.add_argument("--top", type=int, default=5, help="how many classes (default: 5)")
+    add_rpc_args(parser)
     args = parser.parse_args(argv)
 
     def run() -> None:
         if not 1 <= args.top <= 1000:
             raise UserError(f"--top must be between 1 and 1000, got {args.top}")
         x = imagenet.preprocess(imagenet.load_image(args.image))
-        library = LocalLibrary(args.lib or default_library())
+        library = open_library(args.lib or default_library(args.target), args)
         if library.info.model != pretrained.NAME:
             print(f"warning: {library.info.model} is not {pretrained.NAME}: "
                   "the class names may not fit its outputs")
+        print(f"{library.info.model} on {library.where}")
         names = imagenet.class_names()
         for index, probability in imagenet.top_classes(library.run(x), args.top):
             print(f"{probability:7.2%}  {index:>3}  {names[index]}")
