@@ -1,0 +1,87 @@
+"""A compiled model for a Vulkan GPU as plain data: WGSL kernels, the ordered launches of the
+model's `main`, its memory plan and its weights. Written by `gpu_build.compile_plan`, run by
+`wgpu_executor`; saved as a folder that needs only NumPy and `wgpu` (no TVM) to run.
+
+    plan.json       kernels (entry point, bindings, launch sizes), launches, values, input/output
+    kernels/*.wgsl  one self-contained WGSL module per kernel
+    weights.npz     the constants, uploaded to the device once
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PLAN_FILE = "plan.json"
+WEIGHTS_FILE = "weights.npz"
+KERNELS_DIR = "kernels"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One WGSL entry point: its buffer bindings 0..n-1, then a uniform `PODArgs`."""
+
+    name: str
+    wgsl: str
+    #: Buffer parameter names, in binding order (the codegen's order, not the PrimFunc's).
+    buffer_params: tuple[str, ...]
+    #: 1 where the kernel writes the buffer (read_write binding), 0 where it only reads.
+    write_access: tuple[int, ...]
+    #: blockIdx extents (x, y, z) and threadIdx extents (the WGSL @workgroup_size).
+    grid: tuple[int, int, int]
+    workgroup: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One dispatch of `kernel`, with the value bound at each of its buffer bindings."""
+
+    kernel: str
+    buffers: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    kernels: dict[str, Kernel]
+    launches: list[Launch]
+    #: value id -> ["storage", nbytes] | ["view", storage id, byte offset, nbytes]
+    #:             | ["const", index] | ["input", index]
+    values: dict[str, list]
+    constants: list[np.ndarray]
+    #: (shape, dtype) of each input, and the output's value id, shape, dtype.
+    inputs: list[tuple[tuple[int, ...], str]]
+    output: tuple[str, tuple[int, ...], str]
+    stats: dict = field(default_factory=dict)
+
+    def save(self, folder: Path) -> None:
+        (folder / KERNELS_DIR).mkdir(parents=True, exist_ok=True)
+        for kernel in self.kernels.values():
+            (folder / KERNELS_DIR / f"{kernel.name}.wgsl").write_text(kernel.wgsl)
+        meta = {
+            "kernels": [{k: v for k, v in asdict(kernel).items() if k != "wgsl"}
+                        for kernel in self.kernels.values()],
+            "launches": [asdict(launch) for launch in self.launches],
+            "values": self.values, "inputs": self.inputs, "output": self.output,
+            "stats": self.stats}
+        (folder / PLAN_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+        np.savez(folder / WEIGHTS_FILE, *self.constants)
+
+    @classmethod
+    def load(cls, folder: Path) -> Plan:
+        meta = json.loads((folder / PLAN_FILE).read_text())
+        kernels = {}
+        for entry in meta["kernels"]:
+            wgsl = (folder / KERNELS_DIR / f"{entry['name']}.wgsl").read_text()
+            kernels[entry["name"]] = Kernel(
+                entry["name"], wgsl, tuple(entry["buffer_params"]), tuple(entry["write_access"]),
+                tuple(entry["grid"]), tuple(entry["workgroup"]))
+        with np.load(folder / WEIGHTS_FILE) as weights:
+            constants = [weights[f"arr_{index}"] for index in range(len(weights.files))]
+        return cls(kernels, [Launch(e["kernel"], tuple(e["buffers"])) for e in meta["launches"]],
+                   meta["values"], constants,
+                   [(tuple(shape), dtype) for shape, dtype in meta["inputs"]],
+                   (meta["output"][0], tuple(meta["output"][1]), meta["output"][2]),
+                   meta.get("stats", {}))
