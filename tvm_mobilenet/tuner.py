@@ -32,6 +32,9 @@ from .tasks import Task
 #: Ctrl-C loses at most one round); fewer when the budget is small, so every task gets some.
 MAX_TRIALS_PER_ROUND = 16
 POPULATION = 256
+#: GPU spaces (MetaSchedule's rules: thread binding, shared-memory staging) are much slower to
+#: sample and evolve than our CPU spaces, so their population is smaller.
+GPU_POPULATION = 64
 #: Seconds a device may take to measure one candidate (an emulated device is ~50x slower).
 DEVICE_MEASURE_TIMEOUT_S = 120
 
@@ -44,12 +47,20 @@ def export_shared(linker: Linker, module: tvm.runtime.Module) -> str:
     return path
 
 
-def builder_and_runner(device: Endpoint | None,
-              linker: Linker | None) -> tuple[ms.builder.Builder, ms.runner.Runner]:
-    """Builder and runner: this machine's, or cross-compiled candidates timed on the device
-    `device` (a tracker key) through MetaSchedule's RPCRunner."""
+def builder_and_runner(device: Endpoint | None, linker: Linker | None,
+                       gpu_target: dict | None) -> tuple[ms.builder.Builder, ms.runner.Runner]:
+    """Builder and runner: this machine's CPU; WGSL kernels timed on this machine's Vulkan
+    GPU (`gpu_target`: the webgpu target they are generated for); or cross-compiled
+    candidates timed on the device `device` (a tracker key) through MetaSchedule's RPCRunner."""
     evaluator = ms.runner.EvaluatorConfig(number=5, repeat=1, min_repeat_ms=50,
                                           enable_cpu_cache_flush=False)
+    if gpu_target is not None:
+        from .gpu_tuning import WgpuRunner, wgsl_build, wgsl_export
+
+        return (ms.builder.LocalBuilder(f_build=functools.partial(wgsl_build, gpu_target),
+                                        f_export=wgsl_export, max_workers=host_cores(),
+                                        timeout_sec=120),
+                WgpuRunner())
     if device is None:
         return (ms.builder.LocalBuilder(f_build=light_build, max_workers=host_cores(),
                                         timeout_sec=60),
@@ -132,12 +143,13 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
 
 
 def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: int,
-               seed: int = 0, device: Endpoint | None = None,
-               linker: Linker | None = None) -> list[TaskProgress]:
+               seed: int = 0, device: Endpoint | None = None, linker: Linker | None = None,
+               gpu_target: dict | None = None) -> list[TaskProgress]:
     """Tune `tasks` until the log holds about `trials` records for them (resumes a log).
 
-    Candidates run on this machine, or with `device` (a tracker and key) on that device,
-    linked by `linker`.
+    Candidates run on this machine's CPU; with `device` (a tracker and key) on that device,
+    linked by `linker`; with `gpu_target` (a webgpu target) on this machine's Vulkan GPU, with
+    MetaSchedule's GPU rules for `target` (a vulkan stand-in) instead of our CPU spaces.
 
     Ctrl-C stops after the round in flight (then KeyboardInterrupt is raised); every finished
     trial stays in the log.
@@ -149,15 +161,17 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
     progress = [TaskProgress(task, trials=done[task.name]) for task in tasks]
     if remaining <= 0 or not tasks:
         return progress
-    if device is None:
+    if device is None and gpu_target is None:
         # Kernels measured here use TVM's thread pool: give it every core the target has.
         os.environ["TVM_NUM_THREADS"] = str(target.attrs["num-cores"])
-    builder, runner = builder_and_runner(device, linker)
+    builder, runner = builder_and_runner(device, linker, gpu_target)
     contexts = [
         ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
-                       space_generator=space_generator(task.kind, target),
+                       space_generator=(ms.space_generator.PostOrderApply() if gpu_target
+                                        else space_generator(task.kind, target)),
                        search_strategy=ms.search_strategy.EvolutionarySearch(
-                           population_size=POPULATION, init_min_unmeasured=32),
+                           population_size=GPU_POPULATION if gpu_target else POPULATION,
+                           init_min_unmeasured=32),
                        rand_state=seed + index + 1, num_threads=host_cores())
         for index, task in enumerate(tasks)]
     callback = ProgressCallback(progress, remaining)
