@@ -20,9 +20,11 @@ def test_unknown_target_lists_presets():
         load_target("pdp11")
 
 
-def test_vulkan_says_why_it_is_not_there():
-    with pytest.raises(UserError, match="no Vulkan code generator"):
-        load_target("vulkan")
+def test_vulkan_presets_build_webgpu_and_tune_a_vulkan_stand_in():
+    for name in ("vulkan", "vulkan-mobile"):
+        preset = load_target(name)
+        assert preset.device == "vulkan" and preset.tvm_target.kind.name == "webgpu"
+        assert preset.tvm_tuning_target.kind.name == "vulkan"
 
 
 @pytest.mark.parametrize("content, message", [

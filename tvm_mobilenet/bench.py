@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "optionally a model")
             args.model = rest[0] if rest else args.model
             compare_model = onnx_model(model_source(args, library.info)).SerializeToString()
-        default_threads = int(library.info.target_dict["num-cores"])
+        # The target's cores (a GPU's library has none: one row).
+        default_threads = int(library.info.target_dict.get("num-cores", 1))
         timings = [timing for threads in args.threads or [default_threads]
                    for timing in benchmark({"tvm": library}, args.repeat, threads,
                                            compare_model)]

@@ -51,7 +51,8 @@ class LibraryInfo:
 
     @staticmethod
     def path_for(library: Path) -> Path:
-        return library.with_suffix(".json")
+        """Beside a .so; inside a Vulkan build's folder."""
+        return library.with_suffix(".json") if library.suffix == ".so" else library / "library.json"
 
     def save(self, library: Path) -> None:
         self.path_for(library).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -86,12 +87,22 @@ def compile_module(mod: tvm.IRModule, preset: TargetPreset,
     return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target))
 
 
+def log_target_name(preset: TargetPreset) -> str:
+    """The tuning_logs/ folder of a preset: its name, plus the adapter for Vulkan presets
+    (e.g. vulkan-llvmpipe), since GPUs differ far more than CPUs of one preset."""
+    if preset.device != "vulkan":
+        return preset.name
+    from .wgpu_executor import adapter_slug, open_device
+
+    return f"{preset.name}-{adapter_slug(open_device()[0])}"
+
+
 def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = None) -> Path | None:
     """The log to build with: `explicit`, else tuning_logs/<preset>/<label> if it has records.
 
     Warns (once) when the log was tuned for another target or CPU than `preset`.
     """
-    directory = explicit or tuning_log.log_dir(preset.name, label)
+    directory = explicit or tuning_log.log_dir(log_target_name(preset), label)
     if tuning_log.record_count(directory) == 0:
         if explicit is not None:
             raise UserError(f"no tuning records in {directory}")
@@ -109,19 +120,14 @@ def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = No
 def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
                   source: ModelSource, tuning_dir: Path | None = None) -> LibraryInfo:
     """Compile `imported` for `preset` (with the tuned schedules in `tuning_dir`), write the
-    library and its description."""
-    linker = linker_for(preset)
-    if linker is not None and linker.note:
-        print(f"note: {linker.note}")
+    library (a folder for Vulkan presets) and its description."""
     database = tuning_log.open_database(tuning_dir) if tuning_dir else None
-    executable = compile_module(imported.mod, preset, database)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        executable.export_library(str(output), fcompile=linker.fcompile() if linker else None)
-    except RuntimeError as error:
-        lines = [line for line in str(error).splitlines() if "error" in line.lower()]
-        raise UserError(f"linking {output} for {preset.name} failed:\n"
-                        + "\n".join(lines[-4:] or str(error).splitlines()[-4:])) from error
+    if preset.device == "vulkan":
+        from .gpu_build import compile_plan
+
+        compile_plan(imported.mod, preset.tvm_target, database).save(output)
+    else:
+        _build_shared_library(imported, preset, output, database)
     info = LibraryInfo(input_name=imported.input_name, input_shape=imported.input_shape,
                        model=source.label, source=asdict(source), target=preset.name,
                        target_dict=preset.target,
@@ -130,6 +136,21 @@ def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
                        rpc_key=preset.rpc_key if preset.device == "rpc" else None)
     info.save(output)
     return info
+
+
+def _build_shared_library(imported: ImportedModel, preset: TargetPreset, output: Path,
+                          database: ms.database.Database | None) -> None:
+    linker = linker_for(preset)
+    if linker is not None and linker.note:
+        print(f"note: {linker.note}")
+    executable = compile_module(imported.mod, preset, database)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        executable.export_library(str(output), fcompile=linker.fcompile() if linker else None)
+    except RuntimeError as error:
+        lines = [line for line in str(error).splitlines() if "error" in line.lower()]
+        raise UserError(f"linking {output} for {preset.name} failed:\n"
+                        + "\n".join(lines[-4:] or str(error).splitlines()[-4:])) from error
 
 
 def add_model_args(parser: argparse.ArgumentParser, flag: str | None = None) -> None:
@@ -166,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                              "target .json file (default: x86, this machine's CPU)")
     parser.add_argument("--input-shape", default=None,
                         help="input shape N,C,H,W when the model's is symbolic or to check it")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="library file (.so)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="library file (.so); for Vulkan presets a folder (WGSL kernels, "
+                             "launch plan, weights) that runs with wgpu + NumPy")
     logs = parser.add_mutually_exclusive_group()
     logs.add_argument("--tuning-logs", type=Path, default=None, metavar="DIR",
                       help="tuning log folder to apply (default: tuning_logs/<target>/<model>/ "
@@ -179,9 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        if args.output.suffix != ".so":
-            raise UserError(f"output {args.output} should end in .so")
         preset = load_target(args.target)
+        if args.bundle and preset.device == "vulkan":
+            raise UserError("--bundle is for CPU libraries: a Vulkan build's folder already "
+                            "runs with wgpu + NumPy")
+        if (args.output.suffix == ".so") != (preset.device != "vulkan"):
+            raise UserError(f"output {args.output}: a library for {preset.name} is "
+                            + ("a folder (no .so)" if preset.device == "vulkan" else "a .so"))
         source = model_source(args)
         start = time.perf_counter()
         shape = parse_shape(args.input_shape) if args.input_shape else None

@@ -23,7 +23,8 @@ def default_library(target: str) -> Path:
     """out/<target>-mobilenet_v2_imagenet.so, built the first time it is needed, with the
     model's tuning log for that target if there is one."""
     preset = load_target(target)
-    path = Path("out") / f"{preset.name}-{pretrained.NAME}.so"
+    suffix = "" if preset.device == "vulkan" else ".so"  # Vulkan builds are folders
+    path = Path("out") / f"{preset.name}-{pretrained.NAME}{suffix}"
     if not path.is_file():
         source = ModelSource(pretrained.NAME)
         print(f"building {path} (once)")
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"library built from {pretrained.NAME}")
     which.add_argument("--target", default="x86",
                        help=f"target preset: use out/<target>-{pretrained.NAME}.so, built if "
-                            "missing (default: x86, this machine); device presets run over RPC")
+                            "missing (default: x86, this machine); device presets run over RPC, "
+                            "vulkan on this machine's Vulkan GPU")
     parser.add_argument("--top", type=int, default=5, help="how many classes (default: 5)")
     add_rpc_args(parser)
     args = parser.parse_args(argv)

@@ -65,10 +65,13 @@ class Library:
     def set_threads(self, count: int) -> None:
         set_threads(count)
 
-    def _set_input(self, x: np.ndarray) -> None:
+    def _check(self, x: np.ndarray) -> None:
         if tuple(x.shape) != self.info.input_shape or x.dtype != np.float32:
             raise UserError(f"the library expects float32 {list(self.info.input_shape)}, "
                             f"got {x.dtype} {list(x.shape)}")
+
+    def _set_input(self, x: np.ndarray) -> None:
+        self._check(x)
         self.vm.set_input("main", tvm.runtime.tensor(x, self.device))
 
 
@@ -86,7 +89,7 @@ def load_local(path: Path, info: LibraryInfo | None = None) -> Library:
 
 
 def _existing(path: Path) -> Path:
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"library {path} does not exist")
     return path
 
@@ -126,6 +129,44 @@ class RemoteLibrary(Library):
             raise UserError(f"the device ({self.where}) failed: {_last_line(error)}") from error
 
 
+def vulkan_device():
+    """(adapter, device) of this machine's Vulkan GPU; a `UserError` naming what to install
+    when there is none."""
+    from .wgpu_executor import VulkanUnavailable, open_device
+
+    try:
+        return open_device()
+    except VulkanUnavailable as error:
+        raise UserError(str(error)) from error
+
+
+class VulkanLibrary(Library):
+    """A Vulkan build (a `gpu_plan` folder) run by our wgpu executor on this machine's first
+    Vulkan adapter. On a CPU adapter (lavapipe) its timings are labelled emulated."""
+
+    def __init__(self, path: Path, info: LibraryInfo) -> None:
+        from .gpu_plan import Plan
+        from .wgpu_executor import WgpuExecutor, adapter_label
+
+        adapter, device = vulkan_device()
+        self.info = info
+        self.where = f"{adapter_label(adapter)} on {machine_line()}"
+        self.emulated = adapter.info.get("adapter_type") == "CPU"
+        self.executor = WgpuExecutor(Plan.load(path), device)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self._check(x)
+        return self.executor.run(x)
+
+    def time(self, x: np.ndarray, repeat: int) -> np.ndarray:
+        self._check(x)
+        self.executor.set_inputs(x)
+        return self.executor.time(repeat)
+
+    def set_threads(self, count: int) -> None:
+        """The GPU has no thread pool to size."""
+
+
 def open_library(path: Path, args: argparse.Namespace | None = None) -> Library:
     """The library at `path`: on the device the RPC flags in `args` name, else (libraries
     built for a device preset such as rpi4) on a device with the preset's key at the default
@@ -138,5 +179,7 @@ def open_library(path: Path, args: argparse.Namespace | None = None) -> Library:
 
 def load(path: Path, device: Endpoint | None, info: LibraryInfo | None = None) -> Library:
     """The library at `path` on `device`, or on this machine when `device` is None."""
+    if path.is_dir():
+        return VulkanLibrary(path, info or LibraryInfo.load(path))
     info = info or LibraryInfo.load(_existing(path))
     return RemoteLibrary(path, info, device) if device else load_local(path, info)

@@ -22,16 +22,11 @@ import tvm
 from .cli import UserError, run_cli
 
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
-#: Where a library runs: this machine, or a device reached through a TVM RPC tracker.
-DEVICES = ("host", "rpc")
+#: Where a library runs: this machine's CPU, a device reached through TVM's RPC, or this
+#: machine's Vulkan GPU (through wgpu, see wgpu_executor.py).
+DEVICES = ("host", "rpc", "vulkan")
 #: Names that stand for a preset.
 ALIASES = {"arm_cpu": "rpi4"}
-
-#: Targets the design names that this version cannot build yet, with the reason.
-NOT_YET_SUPPORTED = {
-    "vulkan": "the installed TVM wheel has no Vulkan code generator or runtime "
-              "(no target.build.vulkan); the WebGPU-to-Vulkan route is not implemented yet",
-}
 
 
 @dataclass(frozen=True)
@@ -46,10 +41,16 @@ class TargetPreset:
     rpc_key: str | None = None
     #: {"command": compiler driver, "package": Debian package that provides it}.
     cross_compiler: dict[str, str] | None = None
+    #: The target MetaSchedule tunes for when it differs from `target` (vulkan presets).
+    tuning_target: dict[str, Any] | None = None
 
     @property
     def tvm_target(self) -> tvm.target.Target:
         return tvm.target.Target(self.target)
+
+    @property
+    def tvm_tuning_target(self) -> tvm.target.Target:
+        return tvm.target.Target(self.tuning_target or self.target)
 
     @property
     def num_cores(self) -> int:
@@ -83,8 +84,6 @@ def preset_names() -> list[str]:
 def load_target(spec: str) -> TargetPreset:
     """A preset by name (``x86``) or by file path; raises `UserError` with the choices."""
     spec = ALIASES.get(spec, spec)
-    if spec in NOT_YET_SUPPORTED:
-        raise UserError(f"target {spec!r} is not supported yet: {NOT_YET_SUPPORTED[spec]}")
     path = Path(spec)
     if path.suffix != ".json":
         path = TARGETS_DIR / f"{spec}.json"
@@ -99,7 +98,8 @@ def load_target(spec: str) -> TargetPreset:
                               target=_resolve_auto(data["target"]), device=data["device"],
                               notes=data.get("notes", ""), path=path,
                               rpc_key=data.get("rpc_key"),
-                              cross_compiler=data.get("cross_compiler"))
+                              cross_compiler=data.get("cross_compiler"),
+                              tuning_target=data.get("tuning_target"))
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise UserError(f"target file {path} is malformed ({type(error).__name__}: {error}); "
                         "it needs a 'target' dict and a 'device'") from error
@@ -108,11 +108,11 @@ def load_target(spec: str) -> TargetPreset:
     if preset.device not in DEVICES:
         raise UserError(f"target file {path}: unknown device {preset.device!r}; "
                         f"expected one of {', '.join(DEVICES)}")
-    if "num-cores" not in preset.target:
+    if "num-cores" not in preset.target and preset.device != "vulkan":
         raise UserError(f"target file {path}: the target needs 'num-cores' (MetaSchedule "
                         "requires it)")
     try:
-        preset.tvm_target
+        preset.tvm_target, preset.tvm_tuning_target
     except (RuntimeError, ValueError, TypeError) as error:
         raise UserError(f"target file {path}: TVM rejects the target "
                         f"({str(error).strip().splitlines()[-1]})") from error
@@ -132,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<14} {preset.description}\n{'':<14} {json.dumps(preset.target)}")
         for alias, name in ALIASES.items():
             print(f"{alias:<14} alias of {name}")
-        for name, reason in NOT_YET_SUPPORTED.items():
-            print(f"{name:<14} (not supported yet: {reason})")
 
     return run_cli(run)
 

@@ -25,12 +25,12 @@ from tvm.s_tir import meta_schedule as ms
 
 from . import tuning_log
 from .bench import benchmark, parse_threads, report
-from .build import add_model_args, build_library, model_source
+from .build import add_model_args, build_library, log_target_name, model_source
 from .cli import UserError, run_cli
 from .frontend import ModelSource, import_model, import_onnx, onnx_model
 from .linker import linker_for
 from .rpc import Endpoint, add_rpc_args, endpoint_from_args, probe
-from .runner import load, set_threads
+from .runner import load, set_threads, vulkan_device
 from .targets import TargetPreset, host_cpu, load_target
 from .tasks import DEFAULT_TUNED_KINDS, TASK_KINDS, Task, extract_tasks, task_table
 from .tuner import tune_tasks
@@ -121,20 +121,24 @@ def task_report(tasks: list[Task],
 def run_tuning(args: TuneArgs) -> None:
     print(f"Tuning with arguments: {args}")
     preset: TargetPreset = load_target(args.target)
-    target = preset.tvm_target
+    target, gpu = preset.tvm_tuning_target, preset.device == "vulkan"
     measured_on, linker = f"{platform.machine()} {host_cpu()}", None
+    if (args.device is not None or gpu) and (args.plot or args.vs_untuned):
+        raise UserError("--plot and --vs-untuned time untuned kernels on this machine's CPU "
+                        "only; elsewhere, time an untuned build with `bench`")
     if args.device is not None:
-        if args.plot or args.vs_untuned:
-            raise UserError("--plot and --vs-untuned measure untuned kernels on this machine "
-                            "only; on a device, time an untuned build with `bench`")
         linker = linker_for(preset)
         measured_on = probe(args.device)  # fails now, with setup help, not after extraction
-        print(f"measuring on {measured_on}")
+    if gpu:
+        from .wgpu_executor import adapter_label
+
+        measured_on = adapter_label(vulkan_device()[0])
+    print(f"measuring on {measured_on}")
     # The ONNX graph is both what TVM imports and what the reference verifies: build it once
     # (and refuse a .tflite model now, not after tuning, since verification needs ONNX).
     graph = onnx_model(args.source)
     imported = import_onnx(graph)
-    log = tuning_log.log_dir(preset.name, args.source.tuning_label, args.log_dir)
+    log = tuning_log.log_dir(log_target_name(preset), args.source.tuning_label, args.log_dir)
     print(f"[1/5] tasks of {args.source.label} for {preset.name} {preset.target}")
     all_tasks = extract_tasks(imported.mod, target)
     tasks = [task for task in all_tasks if task.kind in args.ops]
@@ -147,12 +151,13 @@ def run_tuning(args: TuneArgs) -> None:
         print(f"[2/5] tuning {len(tasks)} tasks up to {trials} trials, log {log} "
               f"({tuning_log.record_count(log)} records so far)")
         start, records_before = time.perf_counter(), tuning_log.record_count(log)
-        progress = tune_tasks(tasks, target, log, trials, args.seed, args.device, linker)
+        progress = tune_tasks(tasks, target, log, trials, args.seed, args.device, linker,
+                              preset.target if gpu else None)
         elapsed = time.perf_counter() - start
         print(f"tuning took {elapsed:.0f} s; the log holds "
               f"{sum(p.trials for p in progress)} trials for these tasks")
         database = tuning_log.open_database(log)
-        if args.device is None:
+        if args.device is None and not gpu:
             set_threads(preset.num_cores)
             print("[3/5] per-task latency, untuned vs tuned")
             table, entries = task_report(tasks, lambda task: (
@@ -173,7 +178,7 @@ def run_tuning(args: TuneArgs) -> None:
                 "target_preset": preset.name, "measured_on": measured_on,
                 "tvm_version": tvm.__version__, "trials": tuning_log.record_count(log),
                 "tasks": entries})
-    where = "on the device" if args.device else "on this machine"
+    where = "on the device" if args.device or gpu else "on this machine"
     print(f"[4/5] building {args.output} with the log, verifying it {where} against the NumPy "
           "reference")
     build_library(imported, preset, args.output, args.source, log)
@@ -241,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             return
         if args.trials is not None and args.trials < 0:
             raise UserError("--trials must be at least 0")
-        output = args.output or Path("out") / f"{args.target}-{source.label}.so"
         preset = load_target(args.target)
+        suffix = "" if preset.device == "vulkan" else ".so"  # Vulkan builds are folders
+        output = args.output or Path("out") / f"{args.target}-{source.label}{suffix}"
         device = endpoint_from_args(args, preset.rpc_key if preset.device == "rpc" else None)
         threads = args.threads or ([preset.num_cores] if device else [1, 2])
         run_tuning(TuneArgs(source, args.target, parse_ops(args.ops), args.trials,
