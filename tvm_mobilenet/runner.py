@@ -40,9 +40,6 @@ def machine_line() -> str:
 class Library:
     """A library built by `tvm_mobilenet.build`, loaded into a Relax VM on a CPU."""
 
-    #: True when timings come from an emulator (see `rpc.EMULATED_LABEL`).
-    emulated: bool = False
-
     def __init__(self, info: LibraryInfo, module: tvm.runtime.Module, device: tvm.Device,
                  where: str | None = None) -> None:
         #: Where it runs, for reports.
@@ -100,8 +97,7 @@ class RemoteLibrary(Library):
 
     def __init__(self, path: Path, info: LibraryInfo, endpoint: Endpoint) -> None:
         self.session = connect(endpoint)
-        self.emulated = is_emulated(self.session)
-        self.where = device_label(endpoint, self.emulated)
+        self.where = device_label(endpoint, is_emulated(self.session))
         with self._device_errors():
             self.session.upload(str(path))
             module = self.session.load_module(path.name)
@@ -142,7 +138,7 @@ def vulkan_device():
 
 class VulkanLibrary(Library):
     """A Vulkan build (a `gpu_plan` folder) run by our wgpu executor on this machine's first
-    Vulkan adapter. On a CPU adapter (lavapipe) its timings are labelled emulated."""
+    Vulkan adapter. Reports name the adapter, "emulated GPU" for a CPU one (lavapipe)."""
 
     def __init__(self, path: Path, info: LibraryInfo) -> None:
         from .gpu_plan import Plan
@@ -151,7 +147,6 @@ class VulkanLibrary(Library):
         adapter, device = vulkan_device()
         self.info = info
         self.where = f"{adapter_label(adapter)} on {machine_line()}"
-        self.emulated = adapter.info.get("adapter_type") == "CPU"
         self.executor = WgpuExecutor(Plan.load(path), device)
 
     def run(self, x: np.ndarray) -> np.ndarray:
