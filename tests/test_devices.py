@@ -125,7 +125,8 @@ def test_bundle_verifies_itself_on_the_device(tmp_path, emulated_rpi4):
 
 def test_tune_arm_cpu_on_the_emulated_device(tmp_path, emulated_rpi4):
     logs, library = tmp_path / "logs", tmp_path / "tuned.so"
-    result = run_module("tune", "--target", "arm_cpu", *SMALL_V2_FLAGS, "--trials", "4", "--log-dir", str(logs),
+    result = run_module("tune", "--target", "arm_cpu", *SMALL_V2_FLAGS, "--trials", "4",
+                        "--log-dir", str(logs),
                         "--repeat", "2", "-o", str(library), "--rpc-tracker",
                         f"{emulated_rpi4.host}:{emulated_rpi4.port}", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -46,7 +46,7 @@ AARCH64_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylin
 #: takes ~10 s, and the server starts two Python processes).
 START_TIMEOUT_S = 120.0
 
-_SITECUSTOMIZE = f'''"""Written by `python -m tvm_mobilenet.device setup`: marks this Python as emulated."""
+_SITECUSTOMIZE = f'''"""Written by tvm_mobilenet.device setup: marks this Python as emulated."""
 import tvm_ffi
 
 tvm_ffi.register_global_func("{EMULATED_FUNC}", lambda: "qemu-user aarch64", override=True)

@@ -34,6 +34,12 @@ class Kernel:
     grid: tuple[int, int, int]
     workgroup: tuple[int, int, int]
 
+    @classmethod
+    def from_dict(cls, entry: dict, wgsl: str) -> Kernel:
+        """From `asdict(kernel)` (JSON turns its tuples into lists), with its WGSL."""
+        return cls(entry["name"], wgsl, tuple(entry["buffer_params"]),
+                   tuple(entry["write_access"]), tuple(entry["grid"]), tuple(entry["workgroup"]))
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -72,12 +78,9 @@ class Plan:
     @classmethod
     def load(cls, folder: Path) -> Plan:
         meta = json.loads((folder / PLAN_FILE).read_text())
-        kernels = {}
-        for entry in meta["kernels"]:
-            wgsl = (folder / KERNELS_DIR / f"{entry['name']}.wgsl").read_text()
-            kernels[entry["name"]] = Kernel(
-                entry["name"], wgsl, tuple(entry["buffer_params"]), tuple(entry["write_access"]),
-                tuple(entry["grid"]), tuple(entry["workgroup"]))
+        kernels = {entry["name"]: Kernel.from_dict(
+            entry, (folder / KERNELS_DIR / f"{entry['name']}.wgsl").read_text())
+            for entry in meta["kernels"]}
         with np.load(folder / WEIGHTS_FILE) as weights:
             constants = [weights[f"arr_{index}"] for index in range(len(weights.files))]
         return cls(kernels, [Launch(e["kernel"], tuple(e["buffers"])) for e in meta["launches"]],

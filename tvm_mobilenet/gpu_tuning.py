@@ -47,9 +47,7 @@ def wgsl_export(artifact: dict) -> str:
 def task_plan(artifact: dict, args_info) -> Plan:
     """A plan running one candidate's kernels on its arguments (all plan inputs)."""
     index = {name: f"input{i}" for i, name in enumerate(artifact["params"])}
-    kernels = [Kernel(k["name"], k["wgsl"], tuple(k["buffer_params"]),
-                      tuple(k["write_access"]), tuple(k["grid"]), tuple(k["workgroup"]))
-               for k in artifact["kernels"]]
+    kernels = [Kernel.from_dict(k, k["wgsl"]) for k in artifact["kernels"]]
     shapes = [(tuple(int(d) for d in info.shape), str(info.dtype)) for info in args_info]
     return Plan({k.name: k for k in kernels},
                 [Launch(k.name, tuple(index[p.removesuffix("_ptr")] for p in k.buffer_params))

@@ -69,16 +69,22 @@ def parse_ops(text: str) -> tuple[str, ...]:
     return kinds
 
 
+def best_record(task: Task, database: ms.database.Database) -> ms.database.TuningRecord | None:
+    """The fastest record of `task` in `database`, if it has one."""
+    records = database.get_top_k(database.commit_workload(task.mod), 1)
+    return records[0] if records else None
+
+
 def kernel_seconds(task: Task, target: tvm.target.Target,
                    database: ms.database.Database | None = None) -> float | None:
     """Median time of one task's kernel: untuned, or with its best schedule in `database`
     (None when the database has no record for it)."""
     sch = tvm.s_tir.Schedule(task.mod)
     if database is not None:
-        records = database.get_top_k(database.commit_workload(task.mod), 1)
-        if not records:
+        record = best_record(task, database)
+        if record is None:
             return None
-        records[0].trace.apply_to_schedule(sch, remove_postproc=False)
+        record.trace.apply_to_schedule(sch, remove_postproc=False)
     kernel = tvm.tirx.build(sch.mod, target=target)
     rng = np.random.default_rng(0)
     args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
@@ -89,10 +95,10 @@ def kernel_seconds(task: Task, target: tvm.target.Target,
 
 def recorded_seconds(task: Task, database: ms.database.Database) -> float | None:
     """The best measured time of `task` in `database` (as the runner measured it)."""
-    records = database.get_top_k(database.commit_workload(task.mod), 1)
-    if not records or not records[0].run_secs:
+    record = best_record(task, database)
+    if record is None or not record.run_secs:
         return None
-    return float(np.mean([float(s) for s in records[0].run_secs]))
+    return float(np.mean([float(s) for s in record.run_secs]))
 
 
 def task_report(tasks: list[Task],
