@@ -86,7 +86,9 @@ def test_tune_depthwise_and_pointwise_on_vulkan(vulkan, tmp_path):
     tasks = extract_tasks(import_model(SMALL).mod, preset.tvm_tuning_target)
     chosen = [next(t for t in tasks if t.kind == kind) for kind in ("depthwise", "pointwise")]
     log = tmp_path / "log"
-    progress = tune_tasks(chosen, preset.tvm_tuning_target, log, 4, gpu_target=preset.target)
+    # 4 trials per task: about 1 GPU candidate in 4-8 fails to build for WebGPU (a TVM storage
+    # rewrite check on vectorized fetches), and with 2 a task can end with no valid record.
+    progress = tune_tasks(chosen, preset.tvm_tuning_target, log, 8, gpu_target=preset.target)
     assert all(p.trials >= 1 and p.best_seconds < 1.0 for p in progress), progress
     assert tuning_log.record_count(log) >= 2
     folder = tmp_path / "tuned"
