@@ -82,8 +82,7 @@ def compile_module(mod: tvm.IRModule, preset: TargetPreset,
     target = preset.tvm_target
     mod = prepare(mod)
     if database is not None:
-        with database:
-            mod = lower_for_tuning(mod, target)
+        mod = lower_for_tuning(mod, target, database)
     return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target))
 
 

@@ -6,13 +6,17 @@ trials than MetaSchedule's generic space:
 
 * pointwise (a GEMM: pixels × in-channels → out-channels): tile pixels and out-channels into a
   register block, split the reduction for cache reuse; out-channels innermost (contiguous in
-  NHWC outputs and HWIO weights).
+  NHWC outputs). Three loop orders around the register block (`POINTWISE_ORDERS`) are three
+  design spaces, so the search picks per layer.
 * depthwise: tile rows, columns and channels; the 3×3 taps loop outside a register tile of
   outputs; channels innermost.
 
 Both fuse the epilogue (bias, ReLU6, residual add) into the conv's tile loop. Parallelism,
 vectorisation and unrolling are left to MetaSchedule's postprocessor via root annotations, so
-that the trace replays for every tile choice.
+that the trace replays for every tile choice. The `RewriteLayout` postprocessor then lays the
+weights out in the order the schedule reads them (for pointwise convs: contiguous panels of
+the register block's out-channels); the build folds that into the constants
+(`tasks.lower_for_tuning`).
 """
 
 from __future__ import annotations
@@ -56,18 +60,33 @@ def _annotate_root(sch: Schedule, num_cores: int) -> None:
     sch.annotate(root, "meta_schedule.unroll_explicit", unroll)
 
 
-def pointwise_space(num_cores: int) -> Callable[[Schedule], None]:
-    def schedule(sch: Schedule) -> None:
+#: Loop orders of the pointwise space, outermost first (m: pixels, f: out-channels, k: in-
+#: channels; the register tile m1 × k1 × f1 is always innermost):
+#: * pixels outer: each input tile is read once (early layers: many pixels, few channels);
+#: * channels outer: each weight tile is read once (late layers, whose weights are cold);
+#: * k-blocked: a k1 × f1 weight block stays in L1 while every pixel tile uses it, and the
+#:   output tile is accumulated in memory across blocks (GotoBLAS-style cache blocking).
+POINTWISE_ORDERS = ("pixels outer", "channels outer", "k-blocked")
+
+
+def pointwise_space(num_cores: int) -> Callable[[Schedule], list[Schedule]]:
+    def tile(sch: Schedule, order: str) -> Schedule:
         conv, output = _prologue_epilogue(sch)
         n, y, x, f, ry, rx, rc = sch.get_loops(conv)
         pixels = sch.fuse(n, y, x)
         m0, m1 = _split(sch, pixels, 2, 8)
         f0, f1 = _split(sch, f, 2, MAX_VECTOR_TILE)
-        k0, k1 = _split(sch, rc, 2, 64)
-        sch.reorder(m0, f0, ry, rx, k0, m1, k1, f1)
+        k0, k1 = _split(sch, rc, 2, 64 if order != "k-blocked" else 128)
+        outer = {"pixels outer": (m0, f0, ry, rx, k0), "channels outer": (f0, m0, ry, rx, k0),
+                 "k-blocked": (f0, ry, rx, k0, m0)}[order]
+        sch.reorder(*outer, m1, k1, f1)
         if output is not None:
-            sch.reverse_compute_at(output, f0)
+            sch.reverse_compute_at(output, f0 if order == "k-blocked" else outer[1])
         _annotate_root(sch, num_cores)
+        return sch
+
+    def schedule(sch: Schedule) -> list[Schedule]:
+        return [tile(sch.copy(), order) for order in POINTWISE_ORDERS]
 
     return schedule
 
@@ -102,5 +121,5 @@ def space_generator(kind: str, target: tvm.target.Target) -> ms.space_generator.
     return ms.space_generator.ScheduleFn(
         SPACES[kind](num_cores), sch_rules=[],
         postprocs=[ms.postproc.DisallowDynamicLoop(), ms.postproc.RewriteParallelVectorizeUnroll(),
-                   ms.postproc.RewriteReductionBlock()],
+                   ms.postproc.RewriteReductionBlock(), ms.postproc.RewriteLayout()],
         mutator_probs={ms.mutator.MutateTileSize(): 0.9, ms.mutator.MutateUnroll(): 0.1})

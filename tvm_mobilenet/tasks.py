@@ -86,10 +86,30 @@ def classify(func: tvm.tirx.PrimFunc) -> tuple[str, str]:
     return "other", shapes
 
 
-def lower_for_tuning(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """Prepared Relax module -> fused TIR kernels (the "zero" pipeline: legalize, fuse)."""
+def lower_for_tuning(mod: tvm.IRModule, target: tvm.target.Target,
+                     database: ms.database.Database | None = None) -> tvm.IRModule:
+    """Prepared Relax module -> fused TIR kernels (the "zero" pipeline: legalize, fuse), with
+    the tuned schedules of `database` applied.
+
+    On CPUs the weights (constants) are marked layout-free: a tuned kernel may then read them
+    in a layout of its own, e.g. packed in panels of its register tile's out-channels so that
+    they stream contiguously, like XNNPACK's packed GEMM weights. The conversion is split out
+    of the kernel and folded into the constants at compile time, so it costs nothing at run
+    time.
+    """
+    packs_weights = target.kind.name == "llvm"
     with target:
-        return relax.get_pipeline("zero")(mod)
+        mod = relax.get_pipeline("zero")(mod)
+        if packs_weights:
+            mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
+        if database is None:
+            return mod
+        with database:
+            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        if packs_weights:
+            mod = tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
+                                            relax.transform.FoldConstant()])(mod)
+        return mod
 
 
 def extract_tasks(mod: tvm.IRModule, target: tvm.target.Target) -> list[Task]:

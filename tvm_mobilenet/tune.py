@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import tvm
 from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
 from . import tuning_log
 from .bench import benchmark, parse_threads, report
@@ -77,19 +78,23 @@ def best_record(task: Task, database: ms.database.Database) -> ms.database.Tunin
 
 def kernel_seconds(task: Task, target: tvm.target.Target,
                    database: ms.database.Database | None = None) -> float | None:
-    """Median time of one task's kernel: untuned, or with its best schedule in `database`
-    (None when the database has no record for it)."""
+    """Median time of one task's kernel with cold weights: untuned, or with its best schedule
+    in `database` (None when the database has no record for it)."""
     sch = tvm.s_tir.Schedule(task.mod)
     if database is not None:
         record = best_record(task, database)
         if record is None:
             return None
         record.trace.apply_to_schedule(sch, remove_postproc=False)
-    kernel = tvm.tirx.build(sch.mod, target=target)
+    # Weights in the kernel's own layout, as the built model passes them (packed at compile time).
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
+    kernel = tvm.tirx.build(mod, target=target)
     rng = np.random.default_rng(0)
     args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
-            for p in task.mod["main"].params]
-    timer = kernel.time_evaluator("main", tvm.cpu(), number=3, repeat=5, min_repeat_ms=20)
+            for p in mod["main"].params]
+    # Weights and output flushed from the caches before every run, as the tuner measures.
+    timer = kernel.time_evaluator("main", tvm.cpu(), number=1, repeat=15,
+                                  f_preproc="cache_flush_cpu_non_first_arg")
     return float(timer(*args).median)
 
 

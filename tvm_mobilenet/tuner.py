@@ -35,6 +35,11 @@ POPULATION = 256
 #: GPU spaces (MetaSchedule's rules: thread binding, shared-memory staging) are much slower to
 #: sample and evolve than our CPU spaces, so their population is smaller.
 GPU_POPULATION = 64
+#: Runs per candidate, each with the kernel's weights and output flushed from the caches (its
+#: input stays warm): in a model, a kernel's input was just written by the previous kernel but
+#: its weights were last touched one inference ago. Warm-weight timings favour schedules that
+#: re-read weights per pixel tile, which run up to 2x slower in the model (7x7x1024 pointwise).
+COLD_RUNS = 10
 #: Seconds a device may take to measure one candidate (an emulated device is ~50x slower).
 DEVICE_MEASURE_TIMEOUT_S = 120
 
@@ -52,8 +57,8 @@ def builder_and_runner(device: Endpoint | None, linker: Linker | None,
     """Builder and runner: this machine's CPU; WGSL kernels timed on this machine's Vulkan
     GPU (`gpu_target`: the webgpu target they are generated for); or cross-compiled
     candidates timed on the device `device` (a tracker key) through MetaSchedule's RPCRunner."""
-    evaluator = ms.runner.EvaluatorConfig(number=5, repeat=1, min_repeat_ms=50,
-                                          enable_cpu_cache_flush=False)
+    evaluator = ms.runner.EvaluatorConfig(number=1, repeat=COLD_RUNS, min_repeat_ms=0,
+                                          enable_cpu_cache_flush=True)
     if gpu_target is not None:
         from .gpu_tuning import WgpuRunner, wgsl_build, wgsl_export
 
