@@ -1,102 +1,256 @@
-"""Tuned TVM vs onnxruntime vs TFLite (LiteRT + XNNPACK), side by side, on this machine.
+"""Tuned TVM against untuned TVM, onnxruntime, TFLite (LiteRT + XNNPACK) and ncnn, side by side.
 
     python benchmarks/compare.py --models mobilenet_v1,mobilenet_v2 --threads 1,2 --repeat 60
 
-For each model (α=1, 224, seed 0) every runtime's output is first checked against the NumPy
-float64 reference (relative error <= 1e-4); then the runtimes are timed interleaved in rounds,
-in one process, with the same thread count. Writes a Markdown table, JSON and a PNG chart to
---out (default out/compare). LiteRT (`pip install ai-edge-litert`) runs the TFLite file that
-`tvm_mobilenet.tflite_export` writes from the same weights; it is skipped, and says so, when not
-installed. Not a test: it takes minutes.
+For each model (α=1, 224 unless --alpha/--resolution say otherwise; seed 0) one file per runtime is made from the same weights: the
+ONNX graph (onnxruntime), a TFLite flatbuffer written by `tvm_mobilenet.tflite_export`
+(LiteRT), an ncnn model converted from the ONNX file by `pnnx`, and the TVM libraries, tuned
+with the committed log and untuned. Every runtime runs in its own process with the same
+thread count, so no runtime's spinning thread pool slows another; each first checks its
+output against the NumPy float64 reference (relative error <= 1e-4). Then the runtimes are
+timed in rounds, A B C A B C ...: each round is 2 warm-up runs and 5 timed ones, after a
+short pause that lets the previous runtime's threads go to sleep. Writes a Markdown table,
+JSON and a PNG chart to --out (default out/compare). LiteRT (`pip install ai-edge-litert`)
+and ncnn (`pip install ncnn` and `pip install --no-deps pnnx`: pnnx declares torch, which
+its converter does not need) are skipped, and say so, when not installed. Not a test:
+it takes minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import multiprocessing
 import platform
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-import onnxruntime
-import tvm
 
-from tvm_mobilenet import reference
+from tvm_mobilenet import reference, tuning_log
 from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.bench import (Timer, Timing, interleave, onnxruntime_timer,
-                                 parse_threads, time_calls)
-from tvm_mobilenet.build import build_library, find_tuning_log
+from tvm_mobilenet.bench import parse_threads
+from tvm_mobilenet.build import build_library
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.models import to_onnx
-from tvm_mobilenet.runner import load_local, machine_line, set_threads
+from tvm_mobilenet.runner import load_local, machine_line
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tflite_export import to_tflite
 from tvm_mobilenet.verify import DEFAULT_RTOL, compare, seeded_inputs
 from tvm_mobilenet.weights import random_weights
 
+TUNED = "tvm (tuned)"
+ROUND_RUNS = 5
+ROUND_WARMUP = 2
+#: Pause between two runtimes' rounds: thread pools spin for a while after a run.
+SETTLE_S = 0.05
 
-def litert_runner(model: bytes, x_nchw: np.ndarray, threads: int):
-    """(run() -> logits) for LiteRT with XNNPACK, or None if ai-edge-litert is missing."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        return None
-    interpreter = Interpreter(model_content=model, num_threads=threads)
+#: (run one inference, read the output) of one runtime, set up in its own process.
+Runner = tuple[Callable[[], object], Callable[[], np.ndarray]]
+
+
+def tvm_runner(path: str, x: np.ndarray, threads: int) -> Runner:
+    library = load_local(Path(path))
+    library.set_threads(threads)
+    library.run(x)  # sets the input
+    return (lambda: library.vm.invoke_stateful("main"),
+            lambda: library.vm.get_outputs("main").numpy())
+
+
+def onnxruntime_runner(path: str, x: np.ndarray, threads: int) -> Runner:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    binding = session.io_binding()  # input bound once, like the other runtimes
+    binding.bind_cpu_input(session.get_inputs()[0].name, x)
+    binding.bind_output(session.get_outputs()[0].name)
+    return (lambda: session.run_with_iobinding(binding),
+            lambda: binding.copy_outputs_to_cpu()[0])
+
+
+def litert_runner(path: str, x: np.ndarray, threads: int) -> Runner:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=threads)  # XNNPACK by default
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
-                           np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)))
+                           np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
     output = interpreter.get_output_details()[0]["index"]
-
-    def run() -> np.ndarray:
-        interpreter.invoke()
-        return interpreter.get_tensor(output)
-
-    return run
+    return interpreter.invoke, lambda: interpreter.get_tensor(output)
 
 
-def compare_model(name: str, threads: list[int], repeat: int, out: Path) -> list[dict]:
-    arch = architecture(name)
+def ncnn_runner(path: str, x: np.ndarray, threads: int) -> Runner:
+    import ncnn
+
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    # fp32 throughout, like the other runtimes (ncnn may store or compute in fp16 / bf16).
+    for option in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
+                   "use_bf16_storage"):
+        setattr(net.opt, option, False)
+    net.load_param(f"{path}.param")
+    net.load_model(f"{path}.bin")
+    image = ncnn.Mat(np.ascontiguousarray(x[0]))
+    outputs: list[np.ndarray] = []
+
+    def run() -> None:
+        extractor = net.create_extractor()  # ncnn's per-inference object
+        extractor.input("in0", image)
+        outputs[:] = [np.array(extractor.extract("out0")[1])]
+
+    return run, lambda: outputs[0].reshape(1, -1)
+
+
+RUNNERS: dict[str, Callable[[str, np.ndarray, int], Runner]] = {
+    "tvm": tvm_runner, "onnxruntime": onnxruntime_runner, "tflite (xnnpack)": litert_runner,
+    "ncnn": ncnn_runner}
+
+
+def serve(connection, kind: str, path: str, x: np.ndarray, threads: int) -> None:
+    """Worker process: send the output, then time `n` runs per message until None."""
+    infer, output = RUNNERS[kind](path, x, threads)
+    infer()
+    connection.send(output())
+    while (count := connection.recv()) is not None:
+        for _ in range(ROUND_WARMUP):
+            infer()
+        seconds = np.empty(count)
+        for i in range(count):
+            start = time.perf_counter()
+            infer()
+            seconds[i] = time.perf_counter() - start
+        connection.send(seconds)
+
+
+class Worker:
+    """One runtime in its own process."""
+
+    def __init__(self, name: str, kind: str, path: Path, x: np.ndarray, threads: int) -> None:
+        self.name = name
+        self.connection, remote = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=serve, args=(remote, kind, str(path), x, threads), daemon=True)
+        self.process.start()
+        self.output = self.connection.recv()
+
+    def time(self, count: int) -> np.ndarray:
+        self.connection.send(count)
+        return self.connection.recv()
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join()
+
+
+def model_files(source: ModelSource, out: Path, log_root: Path
+                ) -> tuple[dict[str, tuple[str, Path]], np.ndarray, np.ndarray]:
+    """{runtime: (runner kind, file)} for one model, its input and its reference logits."""
+    arch = architecture(source.spec, source.alpha, source.resolution)
     weights = random_weights(arch, 0)
-    onnx_graph = to_onnx(arch, weights)
+    graph = to_onnx(arch, weights)
     x = seeded_inputs(arch.input_shape, 1, seed=0)[0]
-    expected = reference.run(onnx_graph, {"input": x})[0]
-    preset, source = load_target("x86"), ModelSource(name)
-    library_path = out / f"{arch.label}.so"
-    build_library(import_model(source), preset, library_path, source,
-                  find_tuning_log(preset, source.tuning_label))
-    library = load_local(library_path)
+    expected = reference.run(graph, {"input": x})[0]
+    folder = out / arch.label
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    preset = load_target("x86")
+    log = tuning_log.log_dir(preset.name, source.tuning_label, log_root)
+    if tuning_log.record_count(log) == 0:
+        sys.exit(f"no tuning log at {log}: python -m tvm_mobilenet.tune --model {source.spec} "
+                 f"--alpha {source.alpha} --resolution {source.resolution} makes one")
+    imported = import_model(source)
+    for runtime, log in ((TUNED, log), ("tvm (untuned)", None)):
+        library = folder / f"{runtime.split()[1].strip('()')}.so"
+        build_library(imported, preset, library, source, log)
+        files[runtime] = ("tvm", library)
+    onnx_path = folder / "model.onnx"
+    onnx_path.write_bytes(graph.SerializeToString())
+    files["onnxruntime"] = ("onnxruntime", onnx_path)
+    if _installed("ai_edge_litert", "pip install ai-edge-litert"):
+        tflite_path = folder / "model.tflite"
+        tflite_path.write_bytes(to_tflite(arch, weights))
+        files["tflite (xnnpack)"] = ("tflite (xnnpack)", tflite_path)
+    converter = pnnx_binary()
+    if _installed("ncnn", "pip install ncnn") and converter is not None:
+        files["ncnn"] = ("ncnn", convert_to_ncnn(converter, onnx_path, arch.input_shape))
+    elif converter is None:
+        print("ncnn skipped: the ONNX -> ncnn converter is missing (pip install --no-deps pnnx)")
+    return files, x, expected
+
+
+def _installed(module: str, how: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        print(f"{module} is not installed, skipped ({how})")
+        return False
+
+
+def pnnx_binary() -> Path | None:
+    """The pnnx executable inside the `pnnx` package, found without importing the package
+    (its Python side imports torch; the converter itself needs nothing)."""
+    spec = importlib.util.find_spec("pnnx")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    binary = Path(spec.submodule_search_locations[0]) / "pnnx"
+    return binary if binary.is_file() else None
+
+
+def convert_to_ncnn(pnnx: Path, onnx_path: Path, input_shape: tuple[int, ...]) -> Path:
+    """ONNX -> ncnn with pnnx; returns the stem of the .param/.bin pair."""
+    stem = onnx_path.with_name("model.ncnn")
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch, "model.onnx")
+        shutil.copy(onnx_path, copy)
+        shape = ",".join(str(d) for d in input_shape)
+        # fp16=0: pnnx stores weights as fp16 by default (relative error ~2e-3).
+        subprocess.run([str(pnnx), str(copy), f"inputshape=[{shape}]", "fp16=0"], cwd=scratch,
+                       check=True, capture_output=True)
+        for suffix in (".param", ".bin"):
+            shutil.copy(Path(scratch, f"model.ncnn{suffix}"), f"{stem}{suffix}")
+    return stem
+
+
+def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Path,
+                  log_root: Path) -> list[dict]:
+    files, x, expected = model_files(source, out, log_root)
+    label = source.label
     rows = []
     for count in threads:
-        set_threads(count)
-        session = onnxruntime.InferenceSession(onnx_graph.SerializeToString(),
-                                               providers=["CPUExecutionProvider"])
-        outputs = {"tvm (tuned)": library.run(x),
-                   "onnxruntime": session.run(None, {"input": x})[0]}
-        timers: dict[str, Timer] = {
-            "tvm (tuned)": lambda n: library.time(x, n),
-            "onnxruntime": onnxruntime_timer(onnx_graph.SerializeToString(), "input", x, count)}
-        litert = litert_runner(to_tflite(arch, weights), x, count)
-        if litert is None:
-            print("LiteRT skipped: pip install ai-edge-litert")
-        else:
-            outputs["tflite (xnnpack)"] = litert()
-            timers["tflite (xnnpack)"] = time_calls(litert)
-        for runtime, logits in outputs.items():
-            error = compare(logits, expected).rel_error
+        workers = [Worker(runtime, kind, path, x, count)
+                   for runtime, (kind, path) in files.items()]
+        errors = {w.name: compare(w.output, expected).rel_error for w in workers}
+        for runtime, error in errors.items():
             if error > DEFAULT_RTOL:
-                sys.exit(f"{runtime} on {arch.label}: relative error {error:.2e} exceeds "
+                for worker in workers:
+                    worker.close()
+                sys.exit(f"{runtime} on {label}: relative error {error:.2e} exceeds "
                          f"{DEFAULT_RTOL}; not timing a wrong result")
-        for timing in interleave(timers, repeat, count):
-            rows.append(row(arch.label, timing, compare(outputs[timing.runtime],
-                                                        expected).rel_error))
+        samples: dict[str, list[np.ndarray]] = {w.name: [] for w in workers}
+        for start in range(0, repeat, ROUND_RUNS):
+            for worker in workers:
+                time.sleep(SETTLE_S)
+                samples[worker.name].append(worker.time(min(ROUND_RUNS, repeat - start)))
+        for worker in workers:
+            worker.close()
+            seconds = np.concatenate(samples[worker.name])
+            rows.append({"model": label, "runtime": worker.name, "threads": count,
+                         "median_ms": round(float(np.median(seconds)) * 1e3, 3),
+                         "p90_ms": round(float(np.percentile(seconds, 90)) * 1e3, 3),
+                         "runs": len(seconds), "rel_error": float(f"{errors[worker.name]:.2e}")})
+        print(markdown([r for r in rows if r["threads"] == count]), flush=True)
     return rows
-
-
-def row(model: str, timing: Timing, rel_error: float) -> dict:
-    return {"model": model, "runtime": timing.runtime, "threads": timing.threads,
-            "median_ms": round(timing.median_ms, 3), "p90_ms": round(timing.p90_ms, 3),
-            "runs": len(timing.seconds), "rel_error": float(f"{rel_error:.2e}")}
 
 
 def markdown(rows: list[dict]) -> str:
@@ -104,10 +258,12 @@ def markdown(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         tvm_ms = next(o["median_ms"] for o in rows if o["model"] == r["model"]
-                      and o["threads"] == r["threads"] and o["runtime"] == "tvm (tuned)")
+                      and o["threads"] == r["threads"] and o["runtime"] == TUNED)
+        ratio = r["median_ms"] / tvm_ms
+        versus = "" if r["runtime"] == TUNED else (
+            f"{ratio:.2f}x slower than TVM" if ratio > 1 else f"{1 / ratio:.2f}x faster than TVM")
         lines.append(f"| {r['model']} | {r['threads']} | {r['runtime']} | {r['median_ms']:.2f} "
-                     f"| {r['p90_ms']:.2f} | {r['median_ms'] / tvm_ms:.2f}x | "
-                     f"{r['rel_error']:.1e} |")
+                     f"| {r['p90_ms']:.2f} | {versus} | {r['rel_error']:.1e} |")
     return "\n".join(lines)
 
 
@@ -117,9 +273,10 @@ def chart(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if r["runtime"] != "tvm (untuned)"]  # 30-100x off the scale
     groups = sorted({(r["model"], r["threads"]) for r in rows})
     runtimes = list(dict.fromkeys(r["runtime"] for r in rows))
-    figure, axes = plt.subplots(figsize=(8, 4))
+    figure, axes = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(runtimes)
     for offset, runtime in enumerate(runtimes):
         values = [next((r["median_ms"] for r in rows if (r["model"], r["threads"]) == group
@@ -129,30 +286,55 @@ def chart(rows: list[dict], path: Path) -> None:
     axes.set_xticks([i + width * (len(runtimes) - 1) / 2 for i in range(len(groups))],
                     [f"{model}\n{threads} thread(s)" for model, threads in groups], fontsize=8)
     axes.set_ylabel("median latency, ms (lower is better)")
-    axes.legend()
+    axes.set_title("untuned TVM left out: see the table", fontsize=8)
+    axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
+def machine() -> dict:
+    """CPU model and vector flags, and the versions of everything timed."""
+    cpu = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        cpu.setdefault(key.strip(), value.strip())
+    flags = [f for f in cpu.get("flags", "").split() if f.startswith(("avx", "fma", "neon"))]
+    versions = {}
+    for package in ("apache-tvm", "onnxruntime", "ai-edge-litert", "ncnn", "pnnx", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"summary": machine_line(), "cpu": cpu.get("model name"), "vector_flags": flags,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "versions": versions}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="mobilenet_v1,mobilenet_v2")
+    parser.add_argument("--alpha", type=float, default=1.0, help="width multiplier (1.0)")
+    parser.add_argument("--resolution", type=int, default=224, help="input size (224)")
     parser.add_argument("--threads", type=parse_threads, default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=60, help="timed runs per runtime (60)")
     parser.add_argument("--out", type=Path, default=Path("out/compare"))
+    parser.add_argument("--log-dir", type=Path, default=tuning_log.LOG_ROOT,
+                        help="root of the tuning logs (default: the project's tuning_logs/)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    print(info["summary"], "|", info["cpu"], "|", " ".join(info["vector_flags"]), flush=True)
     rows = [r for name in args.models.split(",")
-            for r in compare_model(name, args.threads, args.repeat, args.out)]
-    versions = {"machine": machine_line(), "platform": platform.platform(),
-                "tvm": tvm.__version__, "onnxruntime": onnxruntime.__version__}
+            for r in compare_model(ModelSource(name, args.alpha, args.resolution), args.threads,
+                                   args.repeat, args.out, args.log_dir)]
     table = markdown(rows)
-    (args.out / "compare.md").write_text(f"{versions['machine']}\n\n{table}\n")
-    (args.out / "compare.json").write_text(json.dumps({"versions": versions, "rows": rows},
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    (args.out / "compare.md").write_text(f"{info['summary']}; {info['cpu']}; {versions}\n\n"
+                                         f"{table}\n")
+    (args.out / "compare.json").write_text(json.dumps({"machine": info, "rows": rows},
                                                       indent=2) + "\n")
     chart(rows, args.out / "compare.png")
-    print(versions["machine"])
     print(table)
     print(f"wrote {args.out}/compare.md, compare.json, compare.png")
 
