@@ -1,0 +1,90 @@
+"""The per-layer profile adds up, and benchmarks/compare.py checks and times every runtime."""
+
+import json
+import re
+import subprocess
+import sys
+
+from conftest import PROJECT_ROOT, run_module
+from tvm_mobilenet.frontend import ModelSource, import_model
+from tvm_mobilenet.targets import load_target
+from tvm_mobilenet.profile import task_of
+from tvm_mobilenet.tasks import Task, extract_tasks
+from tvm_mobilenet.tuner import tune_tasks
+from tvm_mobilenet.tuning_log import log_dir
+from tvm_mobilenet.verify import DEFAULT_RTOL
+
+
+def _table_rows(text: str, header: str) -> dict[str, list[str]]:
+    """First Markdown table after the line starting with `header`: {first cell: cells}."""
+    lines = text[text.index(header):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| kind"))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = cells
+    return rows
+
+
+def test_profile_splits_an_inference_by_kind(built_library):
+    path, _ = built_library(ModelSource("mobilenet_v2", 0.5, 128))
+    result = run_module("profile", str(path), "--threads", "1", "--runs", "5")
+    assert result.returncode == 0, result.stderr
+    header = re.search(r"## 1 thread\(s\): ([\d.]+) ms per inference.*FMA peak (\d+) GFLOP/s",
+                       result.stdout)
+    assert header, result.stdout
+    inference_ms, peak = float(header.group(1)), float(header.group(2))
+    assert peak > 1
+    rows = _table_rows(result.stdout, "## 1 thread")
+    # V2: ReLU6 expansions and linear projections are told apart.
+    assert {"stem", "depthwise", "expand", "project", "classifier"} <= rows.keys(), rows
+    kernels_ms = sum(float(cells[2]) for cells in rows.values())
+    assert abs(kernels_ms - inference_ms) < 0.05 * inference_ms + 0.01, (kernels_ms, inference_ms)
+    assert float(rows["project"][4]) > 0 and "of FMA peak" in rows["project"][6]
+    assert "of copy bandwidth" in rows["depthwise"][6]
+
+
+def test_profile_refuses_a_device_library(tmp_path):
+    result = run_module("profile", str(tmp_path / "missing.so"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_compare_script_checks_and_times_every_runtime(tmp_path):
+    source = ModelSource("mobilenet_v1", 0.25, 96)
+    target = load_target("x86").tvm_target
+    pointwise = [t for t in extract_tasks(import_model(source).mod, target)
+                 if t.kind == "pointwise"]
+    tune_tasks(pointwise[:1], target, log_dir("x86", source.label, tmp_path / "logs"), trials=2)
+    out = tmp_path / "compare"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/compare.py", "--models", "mobilenet_v1", "--alpha", "0.25",
+         "--resolution", "96", "--threads", "1", "--repeat", "10", "--out", str(out),
+         "--log-dir", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "compare.json").read_text())
+    runtimes = {row["runtime"]: row for row in report["rows"]}
+    assert set(runtimes) == {"tvm (tuned)", "tvm (untuned)", "onnxruntime", "tflite (xnnpack)",
+                             "ncnn"}, result.stdout
+    for row in runtimes.values():
+        assert row["runs"] == 10 and row["rel_error"] <= DEFAULT_RTOL and row["median_ms"] > 0
+    assert report["machine"]["versions"]["apache-tvm"] == "0.27.0.post1"
+    assert (out / "compare.png").stat().st_size > 0
+    assert "| mobilenet_v1-0.25-96 | 1 | onnxruntime |" in (out / "compare.md").read_text()
+    # The tuned pointwise kernel reads packed weights; the profile still finds its task.
+    profiled = run_module("profile", str(out / "mobilenet_v1-0.25-96" / "tuned.so"),
+                          "--threads", "1", "--runs", "3", "--top", "40")
+    assert profiled.returncode == 0, profiled.stderr
+    packed = [line for line in profiled.stdout.splitlines() if "_prepacked" in line]
+    assert packed and all("| pointwise |" in line for line in packed), profiled.stdout
+
+
+def test_profile_maps_kernels_to_tasks():
+    tasks = [Task(name, "pointwise", 1, 1.0, "", None)
+             for name in ("fused_conv2d1_add", "fused_conv2d14_add7")]
+    assert task_of("fused_conv2d14_add71_prepacked", tasks).name == "fused_conv2d14_add7"
+    assert task_of("fused_conv2d1_add", tasks).name == "fused_conv2d1_add"
+    assert task_of("fused_conv2d1_add2", tasks) is None  # not renamed: another kernel
+    assert task_of("vm.builtin.alloc_tensor", tasks) is None
