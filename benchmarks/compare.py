@@ -169,9 +169,9 @@ def model_files(source: ModelSource, out: Path, log_root: Path
         sys.exit(f"no tuning log at {log}: python -m tvm_mobilenet.tune --model {source.spec} "
                  f"--alpha {source.alpha} --resolution {source.resolution} makes one")
     imported = import_model(source)
-    for runtime, log in ((TUNED, log), ("tvm (untuned)", None)):
-        library = folder / f"{runtime.split()[1].strip('()')}.so"
-        build_library(imported, preset, library, source, log)
+    for runtime, name, applied in ((TUNED, "tuned", log), ("tvm (untuned)", "untuned", None)):
+        library = folder / f"{name}.so"
+        build_library(imported, preset, library, source, applied)
         files[runtime] = ("tvm", library)
     onnx_path = folder / "model.onnx"
     onnx_path.write_bytes(graph.SerializeToString())
