@@ -212,7 +212,7 @@ def kind_table(kernels: list[KernelTime], inference_s: float, peak_gflops: float
                      f"{row.seconds * 1e3:.3f} | {row.seconds / inference_s:.0%} | "
                      f"{row.gflops:.1f} | {row.gbs:.1f} | {ceiling} |")
     in_calls = sum(k.seconds for k in kernels)
-    lines.append(f"| between calls (VM dispatch) | | {(inference_s - in_calls) * 1e3:.3f} | "
+    lines.append(f"| rest (VM dispatch; ± noise) | | {(inference_s - in_calls) * 1e3:.3f} | "
                  f"{(inference_s - in_calls) / inference_s:.0%} | | | |")
     return "\n".join(lines)
 
