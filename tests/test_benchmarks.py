@@ -1,6 +1,7 @@
 """The per-layer profile adds up, and benchmarks/compare.py checks and times every runtime."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
         [sys.executable, "benchmarks/compare.py", "--models", "mobilenet_v1", "--alpha", "0.25",
          "--resolution", "96", "--threads", "1", "--repeat", "10", "--out", str(out),
          "--log-dir", str(tmp_path / "logs")],
-        capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+        capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})  # also without `pip install -e`
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "compare.json").read_text())
     runtimes = {row["runtime"]: row for row in report["rows"]}
@@ -84,8 +86,9 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
 
 def test_profile_maps_kernels_to_tasks():
     tasks = [Task(name, "pointwise", 1, 1.0, "", None)
-             for name in ("fused_conv2d1_add", "fused_conv2d14_add7")]
-    assert task_of("fused_conv2d14_add71_prepacked", tasks).name == "fused_conv2d14_add7"
-    assert task_of("fused_conv2d1_add", tasks).name == "fused_conv2d1_add"
-    assert task_of("fused_conv2d1_add2", tasks) is None  # not renamed: another kernel
+             for name in ("fused_conv2d1_add1", "fused_conv2d14_add71")]
+    assert task_of("fused_conv2d14_add71_prepacked", tasks).name == "fused_conv2d14_add71"
+    assert task_of("fused_conv2d1_add1", tasks).name == "fused_conv2d1_add1"
+    assert task_of("fused_conv2d1_add", tasks).name == "fused_conv2d1_add1"  # untuned build
+    assert task_of("fused_conv2d1_add2", tasks) is None
     assert task_of("vm.builtin.alloc_tensor", tasks) is None

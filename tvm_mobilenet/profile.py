@@ -115,12 +115,12 @@ def profile_kind(task: Task | None, linear_pointwise: bool) -> str:
 
 
 def task_of(symbol: str, tasks: list[Task]) -> Task | None:
-    """The task a kernel of the built library came from. Kernels that read packed weights are
-    renamed by the build: task name, a uniquifying number, then ``_prepacked``."""
+    """The task a kernel of the built library came from. Task extraction marks weights as
+    layout-free, which renames each kernel with a ``1`` (``..._minimum7`` -> ``..._minimum71``);
+    a tuned build names the kernels that read packed weights ``<task>_prepacked``, and an
+    untuned build keeps the original names."""
     base = symbol.removesuffix("_prepacked")
-    matches = [t for t in tasks if base == t.name or (symbol != base and base.startswith(t.name)
-                                                       and base[len(t.name):].isdigit())]
-    return max(matches, key=lambda t: len(t.name), default=None)
+    return next((t for t in tasks if t.name in (base, base + "1")), None)
 
 
 @dataclass
