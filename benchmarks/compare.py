@@ -36,7 +36,7 @@ import numpy as np
 
 from tvm_mobilenet import reference, tuning_log
 from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.bench import parse_threads
+from tvm_mobilenet.bench import onnxruntime_session, parse_threads
 from tvm_mobilenet.build import build_library
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.models import to_onnx
@@ -65,12 +65,7 @@ def tvm_runner(path: str, x: np.ndarray, threads: int) -> Runner:
 
 
 def onnxruntime_runner(path: str, x: np.ndarray, threads: int) -> Runner:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(path, threads)
     binding = session.io_binding()  # input bound once, like the other runtimes
     binding.bind_cpu_input(session.get_inputs()[0].name, x)
     binding.bind_output(session.get_outputs()[0].name)

@@ -48,7 +48,7 @@ def test_profile_splits_an_inference_by_kind(built_library):
     assert "of copy bandwidth" in rows["depthwise"][6]
 
 
-def test_profile_refuses_a_device_library(tmp_path):
+def test_profile_reports_a_missing_library(tmp_path):
     result = run_module("profile", str(tmp_path / "missing.so"))
     assert result.returncode == 2 and "does not exist" in result.stderr
 

@@ -61,16 +61,21 @@ def time_calls(run: Callable[[], object]) -> Timer:
     return timer
 
 
-def onnxruntime_timer(model_bytes: bytes, input_name: str, x: np.ndarray,
-                      threads: int) -> Timer:
-    """Times single onnxruntime runs with `threads` intra-op threads."""
+def onnxruntime_session(model: bytes | str, threads: int):
+    """An onnxruntime CPU session for an ONNX model (bytes or a path) with `threads` intra-op
+    threads and no inter-op parallelism: how runtimes are compared at equal thread counts."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(model_bytes, options,
-                                           providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def onnxruntime_timer(model_bytes: bytes, input_name: str, x: np.ndarray,
+                      threads: int) -> Timer:
+    """Times single onnxruntime runs with `threads` intra-op threads."""
+    session = onnxruntime_session(model_bytes, threads)
     return time_calls(lambda: session.run(None, {input_name: x}))
 
 

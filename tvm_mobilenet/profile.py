@@ -6,10 +6,10 @@ TVM 0.27's Relax VM has no profiler in Python, so every kernel call of the real 
 timed through the VM's instrument hook (the hook runs between kernels, outside the timed
 interval). Each kernel is matched to its tuning task for FLOPs and bytes, and the kinds are
 set against two ceilings measured on this machine in the same run: the FMA peak (a register-
-only multiply-add loop, compiled with -O3 -march=native, on every thread) and the copy bandwidth (NumPy copies of 8 MiB per
-thread, about what one layer's activations and weights span). Pointwise convs are
-compute-bound, so they are read against the peak; depthwise and elementwise kernels are
-memory-bound, so against the bandwidth.
+only multiply-add loop, compiled with -O3 -march=native, on every thread) and the copy
+bandwidth (NumPy copies of 8 MiB per thread, about what one layer's activations and weights
+span). Pointwise convs are compute-bound, so they are read against the peak; depthwise and
+elementwise kernels are memory-bound, so against the bandwidth.
 """
 
 from __future__ import annotations
@@ -104,13 +104,18 @@ def copy_bandwidth_gbs(threads: int, mebibytes: int = 8) -> float:
     return threads * passes * 2 * (mebibytes << 20) / seconds / 1e9
 
 
+def _is_linear_pointwise(task: Task) -> bool:
+    """A pointwise conv without ReLU6 (whose clamp fuses in as maximum/minimum)."""
+    return task.kind == "pointwise" and "maximum" not in task.name
+
+
 def profile_kind(task: Task | None, linear_pointwise: bool) -> str:
     """Kind for the profile: the task's, with V2's pointwise convs split into expand (ReLU6)
-    and project (linear); VM builtins (allocation) are "runtime"."""
+    and project (linear) when the model has linear ones; VM builtins are "runtime"."""
     if task is None:
         return "runtime"
     if task.kind == "pointwise" and linear_pointwise:
-        return "expand" if "maximum" in task.name else "project"
+        return "project" if _is_linear_pointwise(task) else "expand"
     return task.kind
 
 
@@ -139,10 +144,10 @@ def _tensor_bytes(task: Task) -> float:
                      for p in task.mod["main"].params))
 
 
-def kernel_times(library: Library, tasks: list[Task], runs: int) -> list[KernelTime]:
-    """Time every call of every kernel over `runs` inferences (after warm-up), in the order
-    the model runs them."""
-    x = seeded_inputs(library.info.input_shape, 1, seed=0)[0]
+def kernel_times(library: Library, tasks: list[Task], x: np.ndarray,
+                 runs: int) -> list[KernelTime]:
+    """Time every call of every kernel over `runs` inferences of `x` (after warm-up), in the
+    order the model runs them."""
     per_run: dict[str, list[float]] = {}
     started: list[float] = []
 
@@ -159,7 +164,7 @@ def kernel_times(library: Library, tasks: list[Task], runs: int) -> list[KernelT
     library.vm.set_instrument(instrument)
     for _ in range(runs):
         library.run(x)
-    linear = any(t.kind == "pointwise" and "maximum" not in t.name for t in tasks)
+    linear = any(_is_linear_pointwise(t) for t in tasks)
     result = []
     for symbol, seconds in per_run.items():
         count = len(seconds) // runs
@@ -247,7 +252,7 @@ def profile(path: Path, threads: list[int], runs: int, top: int) -> str:
         library.set_threads(count)
         library.time(x, 10)
         inference_s = float(np.median(library.time(x, runs)))
-        kernels = kernel_times(library, tasks, runs)
+        kernels = kernel_times(library, tasks, x, runs)
         peak, bandwidth = fma_peak_gflops(count), copy_bandwidth_gbs(count)
         sections += [
             f"\n## {count} thread(s): {inference_s * 1e3:.3f} ms per inference (median of "
