@@ -11,6 +11,7 @@ from tvm_mobilenet.build import build_library, find_tuning_log
 from tvm_mobilenet.cli import UserError
 from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
 from tvm_mobilenet.runner import load_local
+from tvm_mobilenet.selection import best_record, select
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tasks import extract_tasks
 from tvm_mobilenet.tuner import tune_tasks
@@ -67,9 +68,20 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path):
     log = tuning_log.log_dir(preset.name, SMALL.label, tmp_path)
     first = tune_tasks(chosen, preset.tvm_target, log, trials=4)
     assert sum(p.trials for p in first) == 4 == tuning_log.record_count(log)
+    select(chosen, preset.tvm_target, log, (1, 2))
+    assert tuning_log.has_selection(log)
     second = tune_tasks(chosen, preset.tvm_target, log, trials=8)
     assert sum(p.trials for p in second) == 8 == tuning_log.record_count(log)
     assert all(p.trials > 0 for p in second)
+    assert not tuning_log.has_selection(log), "new records must void the picks"
+    picks = select(chosen, preset.tvm_target, log, (1, 2))
+    database, schedules = tuning_log.open_database(log), tuning_log.open_schedules(log)
+    for task, pick in zip(chosen, picks, strict=True):
+        logged = database.get_top_k(database.commit_workload(task.mod), 100)
+        assert str(pick.record.trace) == str(logged[pick.rank].trace)
+        used = best_record(task, schedules, preset.tvm_target)
+        assert str(used.trace) == str(pick.record.trace)
+        assert all(pick.picked[t] > 0 for t in (1, 2))
     assert find_tuning_log(preset, SMALL.label, log) == log
     library_path = tmp_path / "tuned.so"
     info = build_library(imported, preset, library_path, SMALL, log)
@@ -158,4 +170,5 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
                          str(tmp_path / "v1.so"), "--repeat", "5")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"({kept} records so far)" in resumed.stdout
+    assert "picking each task's schedule" in resumed.stdout and tuning_log.has_selection(log)
     assert tuning_log.record_count(log) >= kept + 9

@@ -120,7 +120,7 @@ def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
                   source: ModelSource, tuning_dir: Path | None = None) -> LibraryInfo:
     """Compile `imported` for `preset` (with the tuned schedules in `tuning_dir`), write the
     library (a folder for Vulkan presets) and its description."""
-    database = tuning_log.open_database(tuning_dir) if tuning_dir else None
+    database = tuning_log.open_schedules(tuning_dir) if tuning_dir else None
     if preset.device == "vulkan":
         from .gpu_build import compile_plan
 

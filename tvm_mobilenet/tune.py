@@ -6,7 +6,9 @@ and benchmark the tuned library.
 
 Logs live in tuning_logs/<target>/<model>/ and are resumed: ``--trials`` is the total the log
 should hold for the tuned tasks, so a second run continues where the first stopped (or does
-nothing when the log is complete). Ctrl-C stops after the round in flight.
+nothing when the log is complete). Ctrl-C stops after the round in flight. After tuning on
+this machine, each task's fastest records are measured again at 1 thread and at all cores to
+pick the schedule the library is built with (`selection.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import Callable
 import numpy as np
 import tvm
 from tvm.s_tir import meta_schedule as ms
-from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
 from . import tuning_log
 from .bench import benchmark, parse_threads, report
@@ -30,6 +31,8 @@ from .build import add_model_args, build_library, log_target_name, model_source
 from .cli import UserError, run_cli
 from .frontend import ModelSource, import_model, import_onnx, onnx_model
 from .linker import linker_for
+from .selection import (SHORTLIST, best_record, cold_seconds, compile_kernel, pick_table,
+                        select)
 from .rpc import Endpoint, add_rpc_args, endpoint_from_args, probe
 from .runner import load, set_threads, vulkan_device
 from .targets import TargetPreset, host_cpu, load_target
@@ -70,37 +73,20 @@ def parse_ops(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def best_record(task: Task, database: ms.database.Database) -> ms.database.TuningRecord | None:
-    """The fastest record of `task` in `database`, if it has one."""
-    records = database.get_top_k(database.commit_workload(task.mod), 1)
-    return records[0] if records else None
-
-
 def kernel_seconds(task: Task, target: tvm.target.Target,
                    database: ms.database.Database | None = None) -> float | None:
-    """Median time of one task's kernel with cold weights: untuned, or with its best schedule
-    in `database` (None when the database has no record for it)."""
-    sch = tvm.s_tir.Schedule(task.mod)
-    if database is not None:
-        record = best_record(task, database)
-        if record is None:
-            return None
-        record.trace.apply_to_schedule(sch, remove_postproc=False)
-    # Weights in the kernel's own layout, as the built model passes them (packed at compile time).
-    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
-    kernel = tvm.tirx.build(mod, target=target)
-    rng = np.random.default_rng(0)
-    args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
-            for p in mod["main"].params]
-    # Weights and output flushed from the caches before every run, as the tuner measures.
-    timer = kernel.time_evaluator("main", tvm.cpu(), number=1, repeat=15,
-                                  f_preproc="cache_flush_cpu_non_first_arg")
-    return float(timer(*args).median)
+    """Median time of one task's kernel with cold weights: untuned, or with the schedule
+    `database` builds it with (None when the database has no record for it)."""
+    record = best_record(task, database, target) if database is not None else None
+    if database is not None and record is None:
+        return None
+    return float(np.median(cold_seconds(*compile_kernel(task, target, record), runs=15)))
 
 
-def recorded_seconds(task: Task, database: ms.database.Database) -> float | None:
-    """The best measured time of `task` in `database` (as the runner measured it)."""
-    record = best_record(task, database)
+def recorded_seconds(task: Task, database: ms.database.Database,
+                     target: tvm.target.Target) -> float | None:
+    """The measured time of the record `database` builds `task` with."""
+    record = best_record(task, database, target)
     if record is None or not record.run_secs:
         return None
     return float(np.mean([float(s) for s in record.run_secs]))
@@ -159,6 +145,7 @@ def run_tuning(args: TuneArgs) -> None:
         if args.fresh:
             for name in (tuning_log.WORKLOAD_FILE, tuning_log.RECORD_FILE):
                 (log / name).unlink(missing_ok=True)
+            tuning_log.discard_selection(log)
         print(f"[2/5] tuning {len(tasks)} tasks up to {trials} trials, log {log} "
               f"({tuning_log.record_count(log)} records so far)")
         start, records_before = time.perf_counter(), tuning_log.record_count(log)
@@ -167,8 +154,17 @@ def run_tuning(args: TuneArgs) -> None:
         elapsed = time.perf_counter() - start
         print(f"tuning took {elapsed:.0f} s; the log holds "
               f"{sum(p.trials for p in progress)} trials for these tasks")
-        database = tuning_log.open_database(log)
-        if args.device is None and not gpu:
+        on_host = args.device is None and not gpu
+        picking = on_host and not tuning_log.has_selection(log)
+        if picking:
+            thread_counts = tuple(sorted({1, preset.num_cores}))
+            print(f"picking each task's schedule: its {SHORTLIST} fastest records measured "
+                  f"again at {' and '.join(map(str, thread_counts))} thread(s)")
+            start = time.perf_counter()
+            print(pick_table(select(tasks, target, log, thread_counts), thread_counts))
+            print(f"picking took {time.perf_counter() - start:.0f} s")
+        database = tuning_log.open_schedules(log)
+        if on_host:
             set_threads(preset.num_cores)
             print("[3/5] per-task latency, untuned vs tuned")
             table, entries = task_report(tasks, lambda task: (
@@ -176,14 +172,15 @@ def run_tuning(args: TuneArgs) -> None:
         else:
             print("[3/5] per-task latency of the best records, as measured on the device")
             table, entries = task_report(tasks, lambda task: (
-                None, recorded_seconds(task, database)))
+                None, recorded_seconds(task, database, target)))
         print(table)
         if args.plot:
             plot_task_latencies(entries, f"{args.source.label} on {preset.name}: per-task "
                                          "latency before/after tuning", args.plot)
             print(f"wrote {args.plot}")
         # A run that measured nothing leaves the (possibly committed) summary as it was.
-        if tuning_log.record_count(log) != records_before or not tuning_log.read_summary(log):
+        if (picking or tuning_log.record_count(log) != records_before
+                or not tuning_log.read_summary(log)):
             tuning_log.write_summary(log, {
                 "model": args.source.tuning_label, "target": preset.target,
                 "target_preset": preset.name, "measured_on": measured_on,

@@ -166,6 +166,7 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
     progress = [TaskProgress(task, trials=done[task.name]) for task in tasks]
     if remaining <= 0 or not tasks:
         return progress
+    tuning_log.discard_selection(log)  # new records may beat the picks
     if device is None and gpu_target is None:
         # Kernels measured here use TVM's thread pool: give it every core the target has.
         os.environ["TVM_NUM_THREADS"] = str(target.attrs["num-cores"])

@@ -3,6 +3,7 @@
     tuning_logs/x86/mobilenet_v2-1.0-224/database_workload.json
                                          database_tuning_record.json
                                          summary.json            (human-readable)
+                                         selected/               (the records builds use)
 
 MetaSchedule appends one JSON line per measured candidate, so finished trials survive a crash
 or Ctrl-C. Before a log is opened its lines are checked: a torn last line (a crash mid-write)
@@ -29,6 +30,8 @@ WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
+#: A database of one record per task, picked after tuning (`selection.py`).
+SELECTED_DIR = "selected"
 
 
 def log_dir(preset: str, model_label: str, root: Path = LOG_ROOT) -> Path:
@@ -88,6 +91,25 @@ def open_database(directory: Path) -> ms.database.JSONDatabase:
     except Exception as error:  # the FFI raises assorted errors for undecodable records
         raise UserError(f"cannot read the tuning log in {directory}: "
                         f"{str(error).strip().splitlines()[-1]}") from error
+
+
+def open_schedules(directory: Path) -> ms.database.Database:
+    """What a build applies: the picked records of ``selected/`` first, then the full log
+    (for tasks without a pick: tuned on a device, or the pick was not made yet)."""
+    database = open_database(directory)
+    if not has_selection(directory):
+        return database
+    return ms.database.OrderedUnionDatabase(open_database(directory / SELECTED_DIR), database)
+
+
+def has_selection(directory: Path) -> bool:
+    return (directory / SELECTED_DIR / RECORD_FILE).exists()
+
+
+def discard_selection(directory: Path) -> None:
+    """Forget the picks (new records may beat them; the next `selection.select` redoes them)."""
+    for name in (WORKLOAD_FILE, RECORD_FILE):
+        (directory / SELECTED_DIR / name).unlink(missing_ok=True)
 
 
 def record_count(directory: Path) -> int:

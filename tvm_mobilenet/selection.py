@@ -1,0 +1,143 @@
+"""Which tuned schedule each kernel is built with: re-measure the fastest few, pick one.
+
+The tuner measures every candidate once (`tuner.COLD_RUNS` cold runs) at the target's core
+count, and MetaSchedule builds with the fastest record. That pick is biased twice:
+
+* it is the minimum of hundreds of noisy measurements, so partly the luckiest one (the
+  winner's curse): re-measured, the top record is often not the fastest of the top few;
+* the library also runs at other thread counts (1 thread is common on phones and in servers
+  that run one model per core), where another tiling may be clearly better.
+
+So after tuning, the `SHORTLIST` fastest records of each task are measured again, in
+interleaved rounds, at 1 thread and at every core, and the record with the smallest sum of
+slowdowns against the best at each thread count wins. Measured on MobileNetV1's 14×14×512
+pointwise conv (5 of its 13 pointwise convs): the log's fastest record re-measured at 1051 µs
+(1 thread) and 527 µs (2 threads), its 11th at 979 and 499 µs.
+
+The picks are a JSON database of their own (``selected/`` in the log folder, one record per
+task, with the times measured here at all cores), consulted before the full log at build time
+(`tuning_log.open_schedules`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+from . import tuning_log
+from .runner import set_threads
+from .tasks import Task
+
+#: Records re-measured per task.
+SHORTLIST = 32
+#: Rounds over a task's shortlist, and cold runs per candidate, thread count and round.
+ROUNDS = 3
+RUNS_PER_ROUND = 10
+#: Records whose runs failed are stored with huge times; anything slower is not a candidate.
+FAILED_SECONDS = 1e9
+
+
+def best_record(task: Task, database: ms.database.Database,
+                target: tvm.target.Target) -> ms.database.TuningRecord | None:
+    """The record `database` builds `task` with (the pick, else the fastest), if any."""
+    return database.query_tuning_record(task.mod, target, task.name)
+
+
+def compile_kernel(task: Task, target: tvm.target.Target,
+                   record: ms.database.TuningRecord | None = None
+                   ) -> tuple[tvm.runtime.Module, list[tvm.runtime.Tensor]]:
+    """`task`'s kernel, untuned or with `record`'s schedule, and seeded random arguments. The
+    kernel takes its weights in its own layout, as the built model passes them (packed at
+    compile time), so arguments differ between schedules."""
+    sch = tvm.s_tir.Schedule(task.mod)
+    if record is not None:
+        record.trace.apply_to_schedule(sch, remove_postproc=False)
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
+    rng = np.random.default_rng(0)
+    args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
+            for p in mod["main"].params]
+    return tvm.tirx.build(mod, target=target), args
+
+
+def cold_seconds(kernel: tvm.runtime.Module, args: list, runs: int) -> np.ndarray:
+    """`runs` times of the kernel, its weights and output flushed from the caches before
+    every run (its input stays warm, as in the model), like the tuner measures."""
+    timer = kernel.time_evaluator("main", tvm.cpu(), number=1, repeat=runs,
+                                  f_preproc="cache_flush_cpu_non_first_arg")
+    return np.array(timer(*args).results)
+
+
+@dataclass
+class Pick:
+    task: Task
+    record: ms.database.TuningRecord
+    #: Median seconds of the picked record and of the log's fastest, per thread count.
+    picked: dict[int, float]
+    fastest_logged: dict[int, float]
+    rank: int
+
+
+def select(tasks: list[Task], target: tvm.target.Target, log: Path,
+           thread_counts: tuple[int, ...]) -> list[Pick]:
+    """Re-measure each task's shortlist at `thread_counts`, write the picks to the log's
+    ``selected/`` database, return them (tasks without records are skipped)."""
+    database = tuning_log.open_database(log)
+    tuning_log.discard_selection(log)
+    picks = tuning_log.open_database(log / tuning_log.SELECTED_DIR)
+    results = []
+    for task in tasks:
+        records = [record for record in
+                   database.get_top_k(database.commit_workload(task.mod), SHORTLIST)
+                   if record.run_secs and _mean(record) < FAILED_SECONDS]
+        if not records:
+            continue
+        times = _measure(task, target, records, thread_counts)
+        score = sum(times[:, column] / times[:, column].min()
+                    for column in range(len(thread_counts)))
+        rank = int(np.argmin(score))
+        chosen = records[rank]
+        picks.commit_tuning_record(ms.database.TuningRecord(
+            chosen.trace, picks.commit_workload(task.mod),
+            [float(times[rank, -1])], chosen.target, chosen.args_info))
+        results.append(Pick(task, chosen, dict(zip(thread_counts, times[rank])),
+                            dict(zip(thread_counts, times[0])), rank))
+    set_threads(max(thread_counts))
+    return results
+
+
+def _mean(record: ms.database.TuningRecord) -> float:
+    return float(np.mean([float(s) for s in record.run_secs]))
+
+
+def _measure(task: Task, target: tvm.target.Target, records: list,
+             thread_counts: tuple[int, ...]) -> np.ndarray:
+    """Median seconds [record, thread count], measured in interleaved rounds."""
+    kernels = [compile_kernel(task, target, record) for record in records]
+    runs = np.zeros((len(kernels), len(thread_counts), ROUNDS * RUNS_PER_ROUND))
+    for round_index in range(ROUNDS):
+        for column, threads in enumerate(thread_counts):
+            set_threads(threads)
+            for row, (kernel, args) in enumerate(kernels):
+                span = slice(round_index * RUNS_PER_ROUND, (round_index + 1) * RUNS_PER_ROUND)
+                runs[row, column, span] = cold_seconds(kernel, args, RUNS_PER_ROUND)
+    return np.median(runs, axis=2)
+
+
+def pick_table(picks: list[Pick], thread_counts: tuple[int, ...]) -> str:
+    """Per task: the pick's rank in the log and its times against the log's fastest."""
+    header = "  ".join(f"{t} thr: fastest -> picked us" for t in thread_counts)
+    rows = [f"{'kind':<11} {'shape':<30} {'rank':>4}  {header}"]
+    for pick in picks:
+        cells = "  ".join(f"{pick.fastest_logged[t] * 1e6:>9.1f} -> {pick.picked[t] * 1e6:>9.1f}"
+                          for t in thread_counts)
+        rows.append(f"{pick.task.kind:<11} {pick.task.shape:<30} {pick.rank:>4}  {cells}")
+    totals = "  ".join(
+        f"{sum(p.fastest_logged[t] * p.task.weight for p in picks) * 1e6:>9.1f} -> "
+        f"{sum(p.picked[t] * p.task.weight for p in picks) * 1e6:>9.1f}" for t in thread_counts)
+    rows.append(f"{'all kernels of the model, weighted by occurrences':<48}  {totals}")
+    return "\n".join(rows)
