@@ -76,7 +76,7 @@ def cold_seconds(kernel: tvm.runtime.Module, args: list, runs: int) -> np.ndarra
 class Pick:
     task: Task
     record: ms.database.TuningRecord
-    #: Median seconds of the picked record and of the log's fastest, per thread count.
+    #: Seconds of the picked record and of the log's fastest, per thread count.
     picked: dict[int, float]
     fastest_logged: dict[int, float]
     rank: int
@@ -116,16 +116,17 @@ def _mean(record: ms.database.TuningRecord) -> float:
 
 def _measure(task: Task, target: tvm.target.Target, records: list,
              thread_counts: tuple[int, ...]) -> np.ndarray:
-    """Median seconds [record, thread count], measured in interleaved rounds."""
+    """Seconds [record, thread count]: the median of each round's runs, the fastest round
+    (interference on a shared machine only ever adds time, and may last a whole round)."""
     kernels = [compile_kernel(task, target, record) for record in records]
-    runs = np.zeros((len(kernels), len(thread_counts), ROUNDS * RUNS_PER_ROUND))
+    medians = np.zeros((len(kernels), len(thread_counts), ROUNDS))
     for round_index in range(ROUNDS):
         for column, threads in enumerate(thread_counts):
             set_threads(threads)
             for row, (kernel, args) in enumerate(kernels):
-                span = slice(round_index * RUNS_PER_ROUND, (round_index + 1) * RUNS_PER_ROUND)
-                runs[row, column, span] = cold_seconds(kernel, args, RUNS_PER_ROUND)
-    return np.median(runs, axis=2)
+                medians[row, column, round_index] = np.median(
+                    cold_seconds(kernel, args, RUNS_PER_ROUND))
+    return medians.min(axis=2)
 
 
 def pick_table(picks: list[Pick], thread_counts: tuple[int, ...]) -> str:
