@@ -8,8 +8,8 @@ ONNX graph (onnxruntime), a TFLite flatbuffer written by `tvm_mobilenet.tflite_e
 with the committed log and untuned. Every runtime runs in its own process with the same
 thread count, so no runtime's spinning thread pool slows another; each first checks its
 output against the NumPy float64 reference (relative error <= 1e-4). Then the runtimes are
-timed in rounds, A B C A B C ...: each round is 2 warm-up runs and 5 timed ones, after a
-short pause that lets the previous runtime's threads go to sleep. Writes a Markdown table,
+timed in rounds, A B C, B C A, C A B, ...: each turn is 2 warm-up runs and 5 timed ones,
+after a short pause that lets the previous runtime's threads go to sleep. Writes a Markdown table,
 JSON and a PNG chart to --out (default out/compare). LiteRT (`pip install ai-edge-litert`)
 and ncnn (`pip install ncnn` and `pip install --no-deps pnnx`: pnnx declares torch, which
 its converter does not need) are skipped, and say so, when not installed. Not a test:
@@ -233,8 +233,10 @@ def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Pat
                 sys.exit(f"{runtime} on {label}: relative error {error:.2e} exceeds "
                          f"{DEFAULT_RTOL}; not timing a wrong result")
         samples: dict[str, list[np.ndarray]] = {w.name: [] for w in workers}
-        for start in range(0, repeat, ROUND_RUNS):
-            for worker in workers:
+        for round_index, start in enumerate(range(0, repeat, ROUND_RUNS)):
+            # The order rotates every round, so no runtime always follows the same one.
+            shift = round_index % len(workers)
+            for worker in workers[shift:] + workers[:shift]:
                 time.sleep(SETTLE_S)
                 samples[worker.name].append(worker.time(min(ROUND_RUNS, repeat - start)))
         for worker in workers:
