@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import multiprocessing
 import platform
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ import numpy as np
 
 from tvm_mobilenet import reference, tuning_log
 from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.bench import onnxruntime_session, parse_threads
+from tvm_mobilenet.bench import Runner, RuntimeProcess, onnxruntime_runner, parse_threads
 from tvm_mobilenet.build import build_library
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.models import to_onnx
@@ -52,25 +51,12 @@ ROUND_WARMUP = 2
 #: Pause between two runtimes' rounds: thread pools spin for a while after a run.
 SETTLE_S = 0.05
 
-#: (run one inference, read the output) of one runtime, set up in its own process.
-Runner = tuple[Callable[[], object], Callable[[], np.ndarray]]
-
-
 def tvm_runner(path: str, x: np.ndarray, threads: int) -> Runner:
     library = load_local(Path(path))
     library.set_threads(threads)
     library.run(x)  # sets the input
     return (lambda: library.vm.invoke_stateful("main"),
             lambda: library.vm.get_outputs("main").numpy())
-
-
-def onnxruntime_runner(path: str, x: np.ndarray, threads: int) -> Runner:
-    session = onnxruntime_session(path, threads)
-    binding = session.io_binding()  # input bound once, like the other runtimes
-    binding.bind_cpu_input(session.get_inputs()[0].name, x)
-    binding.bind_output(session.get_outputs()[0].name)
-    return (lambda: session.run_with_iobinding(binding),
-            lambda: binding.copy_outputs_to_cpu()[0])
 
 
 def litert_runner(path: str, x: np.ndarray, threads: int) -> Runner:
@@ -109,42 +95,6 @@ def ncnn_runner(path: str, x: np.ndarray, threads: int) -> Runner:
 RUNNERS: dict[str, Callable[[str, np.ndarray, int], Runner]] = {
     "tvm": tvm_runner, "onnxruntime": onnxruntime_runner, "tflite (xnnpack)": litert_runner,
     "ncnn": ncnn_runner}
-
-
-def serve(connection, kind: str, path: str, x: np.ndarray, threads: int) -> None:
-    """Worker process: send the output, then time `n` runs per message until None."""
-    infer, output = RUNNERS[kind](path, x, threads)
-    infer()
-    connection.send(output())
-    while (count := connection.recv()) is not None:
-        for _ in range(ROUND_WARMUP):
-            infer()
-        seconds = np.empty(count)
-        for i in range(count):
-            start = time.perf_counter()
-            infer()
-            seconds[i] = time.perf_counter() - start
-        connection.send(seconds)
-
-
-class Worker:
-    """One runtime in its own process."""
-
-    def __init__(self, name: str, kind: str, path: Path, x: np.ndarray, threads: int) -> None:
-        self.name = name
-        self.connection, remote = multiprocessing.Pipe()
-        self.process = multiprocessing.get_context("spawn").Process(
-            target=serve, args=(remote, kind, str(path), x, threads), daemon=True)
-        self.process.start()
-        self.output = self.connection.recv()
-
-    def time(self, count: int) -> np.ndarray:
-        self.connection.send(count)
-        return self.connection.recv()
-
-    def close(self) -> None:
-        self.connection.send(None)
-        self.process.join()
 
 
 def model_files(source: ModelSource, out: Path, log_root: Path
@@ -223,29 +173,31 @@ def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Pat
     label = source.label
     rows = []
     for count in threads:
-        workers = [Worker(runtime, kind, path, x, count)
-                   for runtime, (kind, path) in files.items()]
-        errors = {w.name: compare(w.output, expected).rel_error for w in workers}
+        workers = {runtime: RuntimeProcess(RUNNERS[kind], str(path), x, count,
+                                           warmup=ROUND_WARMUP)
+                   for runtime, (kind, path) in files.items()}
+        errors = {name: compare(w.output, expected).rel_error for name, w in workers.items()}
         for runtime, error in errors.items():
             if error > DEFAULT_RTOL:
-                for worker in workers:
+                for worker in workers.values():
                     worker.close()
                 sys.exit(f"{runtime} on {label}: relative error {error:.2e} exceeds "
                          f"{DEFAULT_RTOL}; not timing a wrong result")
-        samples: dict[str, list[np.ndarray]] = {w.name: [] for w in workers}
+        names = list(workers)
+        samples: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for round_index, start in enumerate(range(0, repeat, ROUND_RUNS)):
             # The order rotates every round, so no runtime always follows the same one.
-            shift = round_index % len(workers)
-            for worker in workers[shift:] + workers[:shift]:
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
                 time.sleep(SETTLE_S)
-                samples[worker.name].append(worker.time(min(ROUND_RUNS, repeat - start)))
-        for worker in workers:
+                samples[name].append(workers[name].time(min(ROUND_RUNS, repeat - start)))
+        for name, worker in workers.items():
             worker.close()
-            seconds = np.concatenate(samples[worker.name])
-            rows.append({"model": label, "runtime": worker.name, "threads": count,
+            seconds = np.concatenate(samples[name])
+            rows.append({"model": label, "runtime": name, "threads": count,
                          "median_ms": round(float(np.median(seconds)) * 1e3, 3),
                          "p90_ms": round(float(np.percentile(seconds, 90)) * 1e3, 3),
-                         "runs": len(seconds), "rel_error": float(f"{errors[worker.name]:.2e}")})
+                         "runs": len(seconds), "rel_error": float(f"{errors[name]:.2e}")})
         print(markdown([r for r in rows if r["threads"] == count]), flush=True)
     return rows
 
