@@ -102,10 +102,9 @@ def _serve(connection, setup: Callable[..., Runner], args: tuple, warmup: int) -
 class RuntimeProcess:
     """A runtime in a process of its own, set up by `setup(*args)` (a module-level function).
 
-    In one process, runtimes slow each other down: a thread pool that spins after its run
-    competes with the next runtime's threads for the cores. With onnxruntime interleaved in
-    TVM's process, 1 thread then 2: TVM 6.1 ms and onnxruntime 7.5 ms at 2 threads for
-    MobileNetV2, against 3.7 and 4.4 ms when only 2 threads ran.
+    In one process, a runtime's thread pool that spins after its run would compete with the
+    next runtime's threads for the cores; in its own process it only ever waits on a pipe
+    between runs, as in `benchmarks/compare.py`.
     """
 
     def __init__(self, setup: Callable[..., Runner], *args, warmup: int = 0) -> None:

@@ -240,8 +240,8 @@ PROFILE_SPIN_COUNT = "100000000"
 def profile(path: Path, threads: list[int], runs: int, top: int) -> str:
     """The Markdown profile of the library at `path`, one section per thread count.
 
-    Each thread count is profiled in a fresh process: in one process, MobileNetV2 at 2 threads
-    after 1 thread ran at 5.7-5.9 ms, against 3.4 ms in a process of its own (twice)."""
+    Each thread count is profiled in a fresh process, so that no thread count inherits the
+    thread pool, instrumented VMs and caches of the one before."""
     # Read when the thread pool is created, so before any child process starts one.
     os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", PROFILE_SPIN_COUNT)
     library = load_local(path)
