@@ -12,7 +12,7 @@ So after tuning, the `SHORTLIST` fastest records of each task are measured again
 interleaved rounds, at 1 thread and at every core, and the record with the smallest sum of
 slowdowns against the best at each thread count wins. Measured on MobileNetV1's 14×14×512
 pointwise conv (5 of its 13 pointwise convs): the log's fastest record re-measured at 1051 µs
-(1 thread) and 527 µs (2 threads), its 11th at 979 and 499 µs.
+(1 thread) and 527 µs (2 threads), its 12th at 979 and 499 µs.
 
 The picks are a JSON database of their own (``selected/`` in the log folder, one record per
 task, with the times measured here at all cores), consulted before the full log at build time
