@@ -9,7 +9,8 @@ with the committed log and untuned. Every runtime runs in its own process with t
 thread count, so no runtime's spinning thread pool slows another; each first checks its
 output against the NumPy float64 reference (relative error <= 1e-4). Then the runtimes are
 timed in rounds, A B C, B C A, C A B, ...: each turn is 2 warm-up runs and 5 timed ones,
-after a short pause that lets the previous runtime's threads go to sleep. Writes a Markdown table,
+and starts only once every other runtime's threads have stopped spinning (TVM's pool keeps a
+core busy for ~165 ms after a run; see `bench.wait_until_idle`). Writes a Markdown table,
 JSON and a PNG chart to --out (default out/compare). LiteRT (`pip install ai-edge-litert`)
 and ncnn (`pip install ncnn` and `pip install --no-deps pnnx`: pnnx declares torch, which
 its converter does not need) are skipped, and say so, when not installed. Not a test:
@@ -26,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -35,7 +35,8 @@ import numpy as np
 
 from tvm_mobilenet import reference, tuning_log
 from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.bench import Runner, RuntimeProcess, onnxruntime_runner, parse_threads
+from tvm_mobilenet.bench import (Runner, RuntimeProcess, onnxruntime_runner, parse_threads,
+                                 wait_until_idle)
 from tvm_mobilenet.build import build_library
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.models import to_onnx
@@ -48,8 +49,6 @@ from tvm_mobilenet.weights import random_weights
 TUNED = "tvm (tuned)"
 ROUND_RUNS = 5
 ROUND_WARMUP = 2
-#: Pause between two runtimes' rounds: thread pools spin for a while after a run.
-SETTLE_S = 0.05
 
 def tvm_runner(path: str, x: np.ndarray, threads: int) -> Runner:
     library = load_local(Path(path))
@@ -189,7 +188,7 @@ def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Pat
             # The order rotates every round, so no runtime always follows the same one.
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
-                time.sleep(SETTLE_S)
+                wait_until_idle([worker.process.pid for worker in workers.values()])
                 samples[name].append(workers[name].time(min(ROUND_RUNS, repeat - start)))
         for name, worker in workers.items():
             worker.close()

@@ -3,14 +3,16 @@
     python -m tvm_mobilenet.bench mobilenet_v2.so --threads 1,2 --compare onnxruntime
 
 Runs are interleaved in small rounds (TVM, onnxruntime, TVM, ...) so that drift of the machine
-hits both alike; onnxruntime runs in a process of its own, so that the two thread pools do not
-compete. Latencies are medians and 90th percentiles of single runs after warm-up.
+hits both alike; onnxruntime runs in a process of its own, and each round starts only once
+the other runtime's threads have stopped spinning, so that the two thread pools never compete
+for the cores. Latencies are medians and 90th percentiles of single runs after warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +30,11 @@ from .verify import seeded_inputs
 
 WARMUP_RUNS = 5
 ROUND_RUNS = 10
+#: Before a runtime's turn, the others must have used at most IDLE_CPU_S of CPU over the last
+#: IDLE_WINDOW_S (one clock tick: /proc counts in 10 ms ticks), waiting at most MAX_SETTLE_S.
+IDLE_WINDOW_S = 0.05
+IDLE_CPU_S = 0.01
+MAX_SETTLE_S = 2.0
 COMPARABLE_RUNTIMES = ("onnxruntime",)
 
 
@@ -126,13 +133,38 @@ class RuntimeProcess:
         self.process.join()
 
 
-def interleave(timers: dict[str, Timer], repeat: int, threads: int) -> list[Timing]:
-    """Warm every timer up, then take `repeat` samples of each in alternating rounds."""
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) that process `pid`'s threads have used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(pids: list[int]) -> None:
+    """Return once processes `pids` use (almost) no CPU, at most after `MAX_SETTLE_S`.
+
+    Thread pools spin after a run before they sleep; TVM's kept a core busy for ~165 ms
+    after a 2-thread MobileNetV1 inference here. A runtime timed during that window gets one
+    core less: TFLite's V1 at 2 threads ran at 12 ms right after TVM's rounds, 5.8 ms when
+    TVM's pool did not spin (`TVM_THREAD_POOL_SPIN_COUNT=0`).
+    """
+    deadline = time.monotonic() + MAX_SETTLE_S
+    while time.monotonic() < deadline:
+        before = sum(_cpu_seconds(pid) for pid in pids)
+        time.sleep(IDLE_WINDOW_S)
+        if sum(_cpu_seconds(pid) for pid in pids) - before <= IDLE_CPU_S:
+            return
+
+
+def interleave(timers: dict[str, Timer], repeat: int, threads: int,
+               settle: Callable[[], None] = lambda: None) -> list[Timing]:
+    """Warm every timer up, then take `repeat` samples of each in alternating rounds,
+    calling `settle` before each round."""
     for timer in timers.values():
         timer(WARMUP_RUNS)
     samples: dict[str, list[np.ndarray]] = {name: [] for name in timers}
     for start in range(0, repeat, ROUND_RUNS):
         for name, timer in timers.items():
+            settle()
             samples[name].append(timer(min(ROUND_RUNS, repeat - start)))
     return [Timing(name, threads, np.concatenate(parts)) for name, parts in samples.items()]
 
@@ -153,7 +185,8 @@ def benchmark(libraries: dict[str, Library], repeat: int, threads: int,
         return interleave(timers, repeat, threads)
     onnxruntime = RuntimeProcess(onnxruntime_runner, compare_model, x, threads)
     try:
-        return interleave({**timers, "onnxruntime": onnxruntime.time}, repeat, threads)
+        return interleave({**timers, "onnxruntime": onnxruntime.time}, repeat, threads,
+                          lambda: wait_until_idle([os.getpid(), onnxruntime.process.pid]))
     finally:
         onnxruntime.close()
 
