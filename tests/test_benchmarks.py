@@ -1,4 +1,5 @@
-"""The per-layer profile adds up, and benchmarks/compare.py checks and times every runtime."""
+"""The per-layer profile adds up, benchmarks/compare.py checks and times every runtime, and a
+runtime's turn waits until the others are idle."""
 
 import json
 import os
@@ -92,3 +93,27 @@ def test_profile_maps_kernels_to_tasks():
     assert task_of("fused_conv2d1_add", tasks).name == "fused_conv2d1_add1"  # untuned build
     assert task_of("fused_conv2d1_add2", tasks) is None
     assert task_of("vm.builtin.alloc_tensor", tasks) is None
+
+
+def test_a_turn_waits_until_the_other_runtime_stops_spinning():
+    """A process that spins for 0.4 s (like a thread pool after its run) holds the next turn
+    back until it stops; an idle one does not."""
+    import time
+
+    from tvm_mobilenet.bench import wait_until_idle
+
+    spinner = subprocess.Popen([sys.executable, "-c",
+                                "import time\nend = time.time() + 0.4\n"
+                                "while time.time() < end: pass\ntime.sleep(30)"])
+    try:
+        time.sleep(0.05)  # the interpreter is up and spinning
+        start = time.monotonic()
+        wait_until_idle([spinner.pid])
+        waited = time.monotonic() - start
+        start = time.monotonic()
+        wait_until_idle([spinner.pid])
+        idle_wait = time.monotonic() - start
+    finally:
+        spinner.kill()
+    assert 0.25 <= waited < 1.5, waited
+    assert idle_wait < 0.2, idle_wait
