@@ -109,9 +109,9 @@ def _serve(connection, setup: Callable[..., Runner], args: tuple, warmup: int) -
 class RuntimeProcess:
     """A runtime in a process of its own, set up by `setup(*args)` (a module-level function).
 
-    In one process, a runtime's thread pool that spins after its run would compete with the
-    next runtime's threads for the cores; in its own process it only ever waits on a pipe
-    between runs, as in `benchmarks/compare.py`.
+    Runtimes in one process would share its allocator, caches and thread scheduling; here each
+    has its own, as in `benchmarks/compare.py`. Their thread pools still spin after a run, so
+    turns are separated by `wait_until_idle`.
     """
 
     def __init__(self, setup: Callable[..., Runner], *args, warmup: int = 0) -> None:
