@@ -93,7 +93,7 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
     for task in tasks:
         records = [record for record in
                    database.get_top_k(database.commit_workload(task.mod), SHORTLIST)
-                   if record.run_secs and _mean(record) < FAILED_SECONDS]
+                   if record.run_secs and mean_seconds(record) < FAILED_SECONDS]
         if not records:
             continue
         times = _measure(task, target, records, thread_counts)
@@ -110,7 +110,8 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
     return results
 
 
-def _mean(record: ms.database.TuningRecord) -> float:
+def mean_seconds(record: ms.database.TuningRecord) -> float:
+    """A record's time as its runner measured it: the mean of its runs."""
     return float(np.mean([float(s) for s in record.run_secs]))
 
 

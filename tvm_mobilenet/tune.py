@@ -31,8 +31,8 @@ from .build import add_model_args, build_library, log_target_name, model_source
 from .cli import UserError, run_cli
 from .frontend import ModelSource, import_model, import_onnx, onnx_model
 from .linker import linker_for
-from .selection import (SHORTLIST, best_record, cold_seconds, compile_kernel, pick_table,
-                        select)
+from .selection import (SHORTLIST, best_record, cold_seconds, compile_kernel, mean_seconds,
+                        pick_table, select)
 from .rpc import Endpoint, add_rpc_args, endpoint_from_args, probe
 from .runner import load, set_threads, vulkan_device
 from .targets import TargetPreset, host_cpu, load_target
@@ -89,7 +89,7 @@ def recorded_seconds(task: Task, database: ms.database.Database,
     record = best_record(task, database, target)
     if record is None or not record.run_secs:
         return None
-    return float(np.mean([float(s) for s in record.run_secs]))
+    return mean_seconds(record)
 
 
 def task_report(tasks: list[Task],
