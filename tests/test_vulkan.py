@@ -7,10 +7,15 @@ import sys
 
 import numpy as np
 import pytest
+import tvm
+from tvm import te
+from tvm.s_tir import dlight
+from tvm.s_tir import meta_schedule as ms
 
 from conftest import PROJECT_ROOT, run_module
 from tvm_mobilenet import tuning_log
 from tvm_mobilenet.build import LibraryInfo, build_library
+from tvm_mobilenet.gpu_tuning import ReferenceOutputs, WgpuRunner, wgsl_build, wgsl_export
 from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
 from tvm_mobilenet.runner import VulkanLibrary, open_library
 from tvm_mobilenet.targets import load_target
@@ -86,9 +91,10 @@ def test_tune_depthwise_and_pointwise_on_vulkan(vulkan, tmp_path):
     tasks = extract_tasks(import_model(SMALL).mod, preset.tvm_tuning_target)
     chosen = [next(t for t in tasks if t.kind == kind) for kind in ("depthwise", "pointwise")]
     log = tmp_path / "log"
-    # 4 trials per task: about 1 GPU candidate in 4-8 fails to build for WebGPU (a TVM storage
-    # rewrite check on vectorized fetches), and with 2 a task can end with no valid record.
-    progress = tune_tasks(chosen, preset.tvm_tuning_target, log, 8, gpu_target=preset.target)
+    # 6 trials per task: about 1 GPU candidate in 4-8 fails to build for WebGPU (a TVM storage
+    # rewrite check on vectorized fetches) and about 1 pointwise candidate in 10 computes wrong
+    # outputs on lavapipe (a failed trial too); with fewer, a task can end with no valid record.
+    progress = tune_tasks(chosen, preset.tvm_tuning_target, log, 12, gpu_target=preset.target)
     assert all(p.trials >= 1 and p.best_seconds < 1.0 for p in progress), progress
     assert tuning_log.record_count(log) >= 2
     folder = tmp_path / "tuned"
@@ -96,6 +102,35 @@ def test_tune_depthwise_and_pointwise_on_vulkan(vulkan, tmp_path):
     assert LibraryInfo.load(folder).tuning_log == str(log)
     comparisons = verify_library(open_library(folder), onnx_model(SMALL))
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons), comparisons
+
+
+def test_the_gpu_runner_fails_candidates_that_compute_wrong_outputs(vulkan, tmp_path):
+    """A candidate kernel is checked against the untuned kernel on the CPU before it is timed:
+    a slightly wrong constant or an unwritten block of outputs fails the trial."""
+    preset = load_target("vulkan")
+    x = te.placeholder((1, 48, 48, 16), name="x")
+    y = te.compute(x.shape, lambda *i: x(*i) * 2.0 + 1.0, name="y")
+    task = tvm.IRModule({"main": te.create_prim_func([x, y])})
+    with preset.tvm_tuning_target:  # (the pass schedules the module it is given in place)
+        scheduled = dlight.ApplyDefaultSchedule(dlight.gpu.Fallback())(
+            tvm.IRModule({"main": te.create_prim_func([x, y])}))
+    kernel = wgsl_build(preset.target, scheduled, None, None)
+    wgsl = kernel["kernels"][0]["wgsl"]
+    variants = {"as built": wgsl,
+                "multiplies by 2.001": wgsl.replace("2.000000e+00f", "2.001000e+00f"),
+                "skips the last workgroup": wgsl.replace("> podArgs.packGridDimX",
+                                                         ">= podArgs.packGridDimX")}
+    assert len(set(variants.values())) == 3, wgsl
+    args_info = ms.arg_info.ArgInfo.from_prim_func(task["main"])
+    inputs = []
+    for name, source in variants.items():
+        kernel["kernels"][0]["wgsl"] = source
+        inputs.append(ms.runner.RunnerInput(wgsl_export(kernel), "vulkan", args_info))
+    results = [future.result() for future in
+               WgpuRunner(ReferenceOutputs([task])).run(inputs)]
+    assert results[0].error_msg is None and len(results[0].run_secs) == 5
+    for result in results[1:]:
+        assert result.run_secs is None and "wrong output" in result.error_msg
 
 
 def test_bench_labels_a_cpu_vulkan_adapter(plan_folder):

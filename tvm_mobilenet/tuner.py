@@ -52,20 +52,20 @@ def export_shared(linker: Linker, module: tvm.runtime.Module) -> str:
     return path
 
 
-def builder_and_runner(device: Endpoint | None, linker: Linker | None,
-                       gpu_target: dict | None) -> tuple[ms.builder.Builder, ms.runner.Runner]:
-    """Builder and runner: this machine's CPU; WGSL kernels timed on this machine's Vulkan
-    GPU (`gpu_target`: the webgpu target they are generated for); or cross-compiled
-    candidates timed on the device `device` (a tracker key) through MetaSchedule's RPCRunner."""
+def builder_and_runner(device: Endpoint | None, linker: Linker | None, gpu_target: dict | None,
+                       tasks: list[Task]) -> tuple[ms.builder.Builder, ms.runner.Runner]:
+    """Builder and runner of `tasks`: this machine's CPU; WGSL kernels checked and timed on
+    this machine's Vulkan GPU (`gpu_target`: the webgpu target they are generated for); or
+    cross-compiled candidates timed on the device `device` (a tracker key) through MetaSchedule's RPCRunner."""
     evaluator = ms.runner.EvaluatorConfig(number=1, repeat=COLD_RUNS, min_repeat_ms=0,
                                           enable_cpu_cache_flush=True)
     if gpu_target is not None:
-        from .gpu_tuning import WgpuRunner, wgsl_build, wgsl_export
+        from .gpu_tuning import ReferenceOutputs, WgpuRunner, wgsl_build, wgsl_export
 
         return (ms.builder.LocalBuilder(f_build=functools.partial(wgsl_build, gpu_target),
                                         f_export=wgsl_export, max_workers=host_cores(),
                                         timeout_sec=120),
-                WgpuRunner())
+                WgpuRunner(ReferenceOutputs([task.mod for task in tasks])))
     if device is None:
         return (ms.builder.LocalBuilder(f_build=light_build, max_workers=host_cores(),
                                         timeout_sec=60),
@@ -170,7 +170,7 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
     if device is None and gpu_target is None:
         # Kernels measured here use TVM's thread pool: give it every core the target has.
         os.environ["TVM_NUM_THREADS"] = str(target.attrs["num-cores"])
-    builder, runner = builder_and_runner(device, linker, gpu_target)
+    builder, runner = builder_and_runner(device, linker, gpu_target, tasks)
     contexts = [
         ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                        space_generator=(ms.space_generator.PostOrderApply() if gpu_target
