@@ -74,6 +74,7 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
                              "ncnn"}, result.stdout
     for row in runtimes.values():
         assert row["runs"] == 10 and row["rel_error"] <= DEFAULT_RTOL and row["median_ms"] > 0
+        assert 0 < row["fastest_round_ms"] <= row["median_ms"]  # the lowest round median <= overall
     assert report["machine"]["versions"]["apache-tvm"] == "0.27.0.post1"
     assert (out / "compare.png").stat().st_size > 0
     assert "| mobilenet_v1-0.25-96 | 1 | onnxruntime |" in (out / "compare.md").read_text()
