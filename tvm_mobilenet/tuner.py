@@ -56,7 +56,8 @@ def builder_and_runner(device: Endpoint | None, linker: Linker | None, gpu_targe
                        tasks: list[Task]) -> tuple[ms.builder.Builder, ms.runner.Runner]:
     """Builder and runner of `tasks`: this machine's CPU; WGSL kernels checked and timed on
     this machine's Vulkan GPU (`gpu_target`: the webgpu target they are generated for); or
-    cross-compiled candidates timed on the device `device` (a tracker key) through MetaSchedule's RPCRunner."""
+    cross-compiled candidates timed on the device `device` (a tracker key) through
+    MetaSchedule's RPCRunner."""
     evaluator = ms.runner.EvaluatorConfig(number=1, repeat=COLD_RUNS, min_repeat_ms=0,
                                           enable_cpu_cache_flush=True)
     if gpu_target is not None:
