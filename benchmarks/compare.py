@@ -11,11 +11,12 @@ output against the NumPy float64 reference (relative error <= 1e-4). Then the ru
 timed in rounds, A B C, B C A, C A B, ...: each turn is 2 warm-up runs and 5 timed ones,
 and starts only once every other runtime's threads have stopped spinning (TVM's pool keeps a
 core busy for ~165 ms after a run; see `bench.wait_until_idle`). Reported per runtime: the
-median and 90th percentile of all timed runs, and the fastest round (the lowest of its
-per-round medians). The last is there because this 2-vCPU VM has spells, tens of seconds
-long, in which two threads run at about one core's speed, for every runtime; a spell that
-covers more of one runtime's turns than another's skews the medians, while every runtime
-has calm rounds. Writes a Markdown table,
+median and 90th percentile of all timed runs, the fastest round (the lowest of its
+per-round medians), and in how many rounds tuned TVM's median was the lower of the two. The
+last two are there because this 2-vCPU VM has spells, tens of seconds long, in which two
+threads run at about one core's speed, for every runtime; a spell that covers more of one
+runtime's turns than another's skews the medians, while every runtime has calm rounds, and
+the turns of one round lie seconds apart, so a round mostly shares one machine state. Writes a Markdown table,
 JSON and a PNG chart to --out (default out/compare). LiteRT (`pip install ai-edge-litert`)
 and ncnn (`pip install ncnn` and `pip install --no-deps pnnx`: pnnx declares torch, which
 its converter does not need) are skipped, and say so, when not installed. Not a test:
@@ -195,14 +196,19 @@ def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Pat
             for name in names[shift:] + names[:shift]:
                 wait_until_idle([worker.process.pid for worker in workers.values()])
                 samples[name].append(workers[name].time(min(ROUND_RUNS, repeat - start)))
+        round_medians = {name: [float(np.median(turn)) for turn in turns]
+                         for name, turns in samples.items()}
         for name, worker in workers.items():
             worker.close()
             seconds = np.concatenate(samples[name])
-            fastest_round = min(float(np.median(turn)) for turn in samples[name])
             rows.append({"model": label, "runtime": name, "threads": count,
                          "median_ms": round(float(np.median(seconds)) * 1e3, 3),
                          "p90_ms": round(float(np.percentile(seconds, 90)) * 1e3, 3),
-                         "fastest_round_ms": round(fastest_round * 1e3, 3),
+                         "fastest_round_ms": round(min(round_medians[name]) * 1e3, 3),
+                         "round_medians_ms": [round(m * 1e3, 3) for m in round_medians[name]],
+                         "rounds_tvm_faster": sum(
+                             mine > tvm for mine, tvm in zip(round_medians[name],
+                                                             round_medians[TUNED])),
                          "runs": len(seconds), "rel_error": float(f"{errors[name]:.2e}")})
         print(markdown([r for r in rows if r["threads"] == count]), flush=True)
     return rows
@@ -210,14 +216,16 @@ def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Pat
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| model | threads | runtime | median ms | p90 ms | vs tuned TVM | fastest round ms "
-             "| vs tuned TVM | rel. error |", "|---|---|---|---|---|---|---|---|---|"]
+             "| vs tuned TVM | rounds TVM won | rel. error |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         tvm = next(o for o in rows if o["model"] == r["model"]
                    and o["threads"] == r["threads"] and o["runtime"] == TUNED)
+        won = "" if r is tvm else f"{r['rounds_tvm_faster']} of {len(r['round_medians_ms'])}"
         lines.append(f"| {r['model']} | {r['threads']} | {r['runtime']} | {r['median_ms']:.2f} "
                      f"| {r['p90_ms']:.2f} | {_versus(r, tvm, 'median_ms')} "
                      f"| {r['fastest_round_ms']:.2f} | {_versus(r, tvm, 'fastest_round_ms')} "
-                     f"| {r['rel_error']:.1e} |")
+                     f"| {won} | {r['rel_error']:.1e} |")
     return "\n".join(lines)
 
 

@@ -75,6 +75,14 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
     for row in runtimes.values():
         assert row["runs"] == 10 and row["rel_error"] <= DEFAULT_RTOL and row["median_ms"] > 0
         assert 0 < row["fastest_round_ms"] <= row["median_ms"]  # the lowest round median <= overall
+        assert len(row["round_medians_ms"]) == 2 and min(row["round_medians_ms"]) == row[
+            "fastest_round_ms"]
+        assert 0 <= row["rounds_tvm_faster"] <= 2
+    assert runtimes["tvm (tuned)"]["rounds_tvm_faster"] == 0  # never faster than itself
+    # Two trials on one task leave TVM ~1.7x faster than untuned and ~10x slower than
+    # onnxruntime at this size: the counts go both ways.
+    assert runtimes["tvm (untuned)"]["rounds_tvm_faster"] == 2
+    assert runtimes["onnxruntime"]["rounds_tvm_faster"] == 0
     assert report["machine"]["versions"]["apache-tvm"] == "0.27.0.post1"
     assert (out / "compare.png").stat().st_size > 0
     assert "| mobilenet_v1-0.25-96 | 1 | onnxruntime |" in (out / "compare.md").read_text()
