@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from conftest import run_module
-from tvm_mobilenet import tuning_log
+from tvm_mobilenet import selection, tuning_log
 from tvm_mobilenet.architectures import architecture
 from tvm_mobilenet.build import build_library, find_tuning_log
 from tvm_mobilenet.cli import UserError
@@ -14,6 +14,7 @@ from tvm_mobilenet.runner import load_local
 from tvm_mobilenet.selection import best_record, select
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tasks import extract_tasks
+from tvm_mobilenet.tune import tasks_with_records
 from tvm_mobilenet.tuner import tune_tasks
 from tvm_mobilenet.verify import DEFAULT_RTOL, verify_library
 
@@ -68,6 +69,8 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path):
     log = tuning_log.log_dir(preset.name, SMALL.label, tmp_path)
     first = tune_tasks(chosen, preset.tvm_target, log, trials=4)
     assert sum(p.trials for p in first) == 4 == tuning_log.record_count(log)
+    # What `tune` picks and summarises after tuning some kinds: every task the log covers.
+    assert tasks_with_records(tasks, log) == chosen
     select(chosen, preset.tvm_target, log, (1, 2))
     assert tuning_log.has_selection(log)
     second = tune_tasks(chosen, preset.tvm_target, log, trials=8)
@@ -88,6 +91,37 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path):
     assert info.tuning_log == str(log)
     comparisons = verify_library(load_local(library_path), onnx_model(SMALL))
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons)
+
+
+def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_path, monkeypatch,
+                                                                          capsys):
+    """MobileNetV2's stem is MobileNetV1's: a pick weighs every log of the target that has the
+    task, re-measured side by side; a log being tuned is left alone."""
+    preset, target = load_target("x86"), load_target("x86").tvm_target
+    task = next(t for t in extract_tasks(import_model(SMALL).mod, target) if t.kind == "depthwise")
+    mine, other = (tuning_log.log_dir(preset.name, label, tmp_path) for label in ("mine", "other"))
+    tune_tasks([task], target, other, trials=3, seed=1)
+    tune_tasks([task], target, mine, trials=1)
+    others = tuning_log.open_database(other)
+    borrowable = [str(r.trace) for r in others.get_top_k(others.commit_workload(task.mod), 10)
+                  if r.run_secs and selection.mean_seconds(r) < selection.FAILED_SECONDS]
+    assert borrowable
+    measured = []
+    original = selection._measure
+    monkeypatch.setattr(selection, "_measure", lambda task, target, records, threads: (
+        measured.append(len(records)) or original(task, target, records, threads)))
+
+    [pick] = select([task], target, mine, (1,))
+    assert measured == [1 + len(borrowable)]
+    if pick.borrowed_from is None:
+        assert pick.rank == 0
+    else:
+        assert pick.borrowed_from == "other" and str(pick.record.trace) in borrowable
+
+    with tuning_log.exclusive(other):  # as while it is tuned
+        select([task], target, mine, (1,))
+    assert measured[-1] == 1
+    assert "not borrowing records from other: " in capsys.readouterr().out
 
 
 def test_corrupted_log_names_the_file(tmp_path):

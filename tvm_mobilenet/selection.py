@@ -14,6 +14,10 @@ slowdowns against the best at each thread count wins. Measured on MobileNetV1's 
 pointwise conv (5 of its 13 pointwise convs): the log's fastest record re-measured at 1051 µs
 (1 thread) and 527 µs (2 threads), its 12th at 979 and 499 µs.
 
+The shortlist also holds the `BORROWED` fastest records of every other log of the same
+target that has the task (`tuning_log.sibling_databases`), all measured side by side, so a
+layer two models share is built with the better of their searches.
+
 The picks are a JSON database of their own (``selected/`` in the log folder, one record per
 task, with the times measured here at all cores), consulted before the full log at build time
 (`tuning_log.open_schedules`).
@@ -35,6 +39,10 @@ from .tasks import Task
 
 #: Records re-measured per task.
 SHORTLIST = 32
+#: Records also re-measured from each other log of the same target that has the task: models
+#: share layers (MobileNetV2's stem and first depthwise conv are MobileNetV1's), and one
+#: search may find what another missed.
+BORROWED = 8
 #: Rounds over a task's shortlist, and cold runs per candidate, thread count and round.
 ROUNDS = 3
 RUNS_PER_ROUND = 10
@@ -80,34 +88,46 @@ class Pick:
     picked: dict[int, float]
     fastest_logged: dict[int, float]
     rank: int
+    #: The other log (folder name) the record was borrowed from, if it was.
+    borrowed_from: str | None = None
 
 
 def select(tasks: list[Task], target: tvm.target.Target, log: Path,
            thread_counts: tuple[int, ...]) -> list[Pick]:
-    """Re-measure each task's shortlist at `thread_counts`, write the picks to the log's
-    ``selected/`` database, return them (tasks without records are skipped)."""
+    """Re-measure each task's shortlist (with the records borrowed from the target's other
+    logs) at `thread_counts`, write the picks to the log's ``selected/`` database, return them
+    (tasks without records in this log are skipped)."""
     database = tuning_log.open_database(log)
+    siblings = tuning_log.sibling_databases(log)
     tuning_log.discard_selection(log)
     picks = tuning_log.open_database(log / tuning_log.SELECTED_DIR)
     results = []
     for task in tasks:
-        records = [record for record in
-                   database.get_top_k(database.commit_workload(task.mod), SHORTLIST)
-                   if record.run_secs and mean_seconds(record) < FAILED_SECONDS]
-        if not records:
+        candidates = [(None, rank, record)
+                      for rank, record in enumerate(_shortlist(database, task, SHORTLIST))]
+        if not candidates:
             continue
-        times = _measure(task, target, records, thread_counts)
+        candidates += [(name, rank, record) for name, other in siblings.items()
+                       if other.has_workload(task.mod)
+                       for rank, record in enumerate(_shortlist(other, task, BORROWED))]
+        times = _measure(task, target, [record for _, _, record in candidates], thread_counts)
         score = sum(times[:, column] / times[:, column].min()
                     for column in range(len(thread_counts)))
-        rank = int(np.argmin(score))
-        chosen = records[rank]
+        best = int(np.argmin(score))
+        source, rank, chosen = candidates[best]
         picks.commit_tuning_record(ms.database.TuningRecord(
             chosen.trace, picks.commit_workload(task.mod),
-            [float(times[rank, -1])], chosen.target, chosen.args_info))
-        results.append(Pick(task, chosen, dict(zip(thread_counts, times[rank])),
-                            dict(zip(thread_counts, times[0])), rank))
+            [float(times[best, -1])], chosen.target, chosen.args_info))
+        results.append(Pick(task, chosen, dict(zip(thread_counts, times[best])),
+                            dict(zip(thread_counts, times[0])), rank, source))
     set_threads(max(thread_counts))
     return results
+
+
+def _shortlist(database: ms.database.Database, task: Task, count: int) -> list:
+    """The `count` fastest records of `task` in `database` whose runs succeeded."""
+    return [record for record in database.get_top_k(database.commit_workload(task.mod), count)
+            if record.run_secs and mean_seconds(record) < FAILED_SECONDS]
 
 
 def mean_seconds(record: ms.database.TuningRecord) -> float:
@@ -137,7 +157,8 @@ def pick_table(picks: list[Pick], thread_counts: tuple[int, ...]) -> str:
     for pick in picks:
         cells = "  ".join(f"{pick.fastest_logged[t] * 1e6:>9.1f} -> {pick.picked[t] * 1e6:>9.1f}"
                           for t in thread_counts)
-        rows.append(f"{pick.task.kind:<11} {pick.task.shape:<30} {pick.rank:>4}  {cells}")
+        origin = f"  (from {pick.borrowed_from})" if pick.borrowed_from else ""
+        rows.append(f"{pick.task.kind:<11} {pick.task.shape:<30} {pick.rank:>4}  {cells}{origin}")
     totals = "  ".join(
         f"{sum(p.fastest_logged[t] * p.task.weight for p in picks) * 1e6:>9.1f} -> "
         f"{sum(p.picked[t] * p.task.weight for p in picks) * 1e6:>9.1f}" for t in thread_counts)

@@ -83,6 +83,12 @@ def kernel_seconds(task: Task, target: tvm.target.Target,
     return float(np.median(cold_seconds(*compile_kernel(task, target, record), runs=15)))
 
 
+def tasks_with_records(tasks: list[Task], log: Path) -> list[Task]:
+    """The tasks of `tasks` that the log at `log` has records for, in order."""
+    database = tuning_log.open_database(log)
+    return [task for task in tasks if database.has_workload(task.mod)]
+
+
 def recorded_seconds(task: Task, database: ms.database.Database,
                      target: tvm.target.Target) -> float | None:
     """The measured time of the record `database` builds `task` with."""
@@ -154,6 +160,9 @@ def run_tuning(args: TuneArgs) -> None:
         elapsed = time.perf_counter() - start
         print(f"tuning took {elapsed:.0f} s; the log holds "
               f"{sum(p.trials for p in progress)} trials for these tasks")
+        # Picks and the summary cover every logged task, not only this run's kinds: new
+        # records voided all the picks, and the summary describes the whole log.
+        logged = tasks_with_records(all_tasks, log)
         on_host = args.device is None and not gpu
         picking = on_host and not tuning_log.has_selection(log)
         if picking:
@@ -161,17 +170,17 @@ def run_tuning(args: TuneArgs) -> None:
             print(f"picking each task's schedule: its {SHORTLIST} fastest records measured "
                   f"again at {' and '.join(map(str, thread_counts))} thread(s)")
             start = time.perf_counter()
-            print(pick_table(select(tasks, target, log, thread_counts), thread_counts))
+            print(pick_table(select(logged, target, log, thread_counts), thread_counts))
             print(f"picking took {time.perf_counter() - start:.0f} s")
         database = tuning_log.open_schedules(log)
         if on_host:
             set_threads(preset.num_cores)
             print("[3/5] per-task latency, untuned vs tuned")
-            table, entries = task_report(tasks, lambda task: (
+            table, entries = task_report(logged, lambda task: (
                 kernel_seconds(task, target), kernel_seconds(task, target, database)))
         else:
             print("[3/5] per-task latency of the best records, as measured on the device")
-            table, entries = task_report(tasks, lambda task: (
+            table, entries = task_report(logged, lambda task: (
                 None, recorded_seconds(task, database, target)))
         print(table)
         if args.plot:

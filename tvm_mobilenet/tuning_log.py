@@ -102,6 +102,21 @@ def open_schedules(directory: Path) -> ms.database.Database:
     return ms.database.OrderedUnionDatabase(open_database(directory / SELECTED_DIR), database)
 
 
+def sibling_databases(directory: Path) -> dict[str, ms.database.Database]:
+    """The other logs of the same target (other models, widths, resolutions), by folder name,
+    each read under its lock; one being tuned or unreadable is skipped, with a word why."""
+    databases = {}
+    for other in sorted(directory.parent.iterdir()):
+        if other == directory or not (other / RECORD_FILE).exists():
+            continue
+        try:
+            with exclusive(other):
+                databases[other.name] = open_database(other)
+        except UserError as error:
+            print(f"not borrowing records from {other.name}: {error}")
+    return databases
+
+
 def has_selection(directory: Path) -> bool:
     return (directory / SELECTED_DIR / RECORD_FILE).exists()
 
