@@ -102,9 +102,10 @@ RUNNERS: dict[str, Callable[[str, np.ndarray, int], Runner]] = {
     "ncnn": ncnn_runner}
 
 
-def model_files(source: ModelSource, out: Path, log_root: Path
+def model_files(source: ModelSource, out: Path, log_root: Path, untuned: bool = True
                 ) -> tuple[dict[str, tuple[str, Path]], np.ndarray, np.ndarray]:
-    """{runtime: (runner kind, file)} for one model, its input and its reference logits."""
+    """{runtime: (runner kind, file)} for one model (untuned TVM only if `untuned`), its input
+    and its reference logits."""
     arch = architecture(source.spec, source.alpha, source.resolution)
     weights = random_weights(arch, 0)
     graph = to_onnx(arch, weights)
@@ -119,7 +120,10 @@ def model_files(source: ModelSource, out: Path, log_root: Path
         sys.exit(f"no tuning log at {log}: python -m tvm_mobilenet.tune --model {source.spec} "
                  f"--alpha {source.alpha} --resolution {source.resolution} makes one")
     imported = import_model(source)
-    for runtime, name, applied in ((TUNED, "tuned", log), ("tvm (untuned)", "untuned", None)):
+    builds = [(TUNED, "tuned", log)]
+    if untuned:
+        builds.append(("tvm (untuned)", "untuned", None))
+    for runtime, name, applied in builds:
         library = folder / f"{name}.so"
         build_library(imported, preset, library, source, applied)
         files[runtime] = ("tvm", library)
@@ -173,8 +177,8 @@ def convert_to_ncnn(pnnx: Path, onnx_path: Path, input_shape: tuple[int, ...]) -
 
 
 def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Path,
-                  log_root: Path) -> list[dict]:
-    files, x, expected = model_files(source, out, log_root)
+                  log_root: Path, untuned: bool = True) -> list[dict]:
+    files, x, expected = model_files(source, out, log_root, untuned)
     label = source.label
     rows = []
     for count in threads:
@@ -287,6 +291,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=224, help="input size (224)")
     parser.add_argument("--threads", type=parse_threads, default=[1, 2])
     parser.add_argument("--repeat", type=int, default=60, help="timed runs per runtime (60)")
+    parser.add_argument("--skip-untuned", action="store_true",
+                        help="leave untuned TVM out (it takes ~1 s a run for V1), e.g. to afford "
+                             "more rounds with --repeat")
     parser.add_argument("--out", type=Path, default=Path("out/compare"))
     parser.add_argument("--log-dir", type=Path, default=tuning_log.LOG_ROOT,
                         help="root of the tuning logs (default: the project's tuning_logs/)")
@@ -296,7 +303,7 @@ def main() -> None:
     print(info["summary"], "|", info["cpu"], "|", " ".join(info["vector_flags"]), flush=True)
     rows = [r for name in args.models.split(",")
             for r in compare_model(ModelSource(name, args.alpha, args.resolution), args.threads,
-                                   args.repeat, args.out, args.log_dir)]
+                                   args.repeat, args.out, args.log_dir, not args.skip_untuned)]
     table = markdown(rows)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     (args.out / "compare.md").write_text(f"{info['summary']}; {info['cpu']}; {versions}\n\n"
