@@ -16,8 +16,9 @@ per-round medians), and in how many rounds tuned TVM's median was the lower of t
 last two are there because this 2-vCPU VM has spells, tens of seconds long, in which two
 threads run at about one core's speed, for every runtime; a spell that covers more of one
 runtime's turns than another's skews the medians, while every runtime has calm rounds, and
-the turns of one round lie seconds apart, so a round mostly shares one machine state. Writes a Markdown table,
-JSON and a PNG chart to --out (default out/compare). LiteRT (`pip install ai-edge-litert`)
+the turns of one round lie seconds apart, so a round mostly shares one machine state.
+--skip-untuned leaves untuned TVM out, to afford more rounds. Writes a Markdown table, JSON
+and a PNG chart to --out (default out/compare). LiteRT (`pip install ai-edge-litert`)
 and ncnn (`pip install ncnn` and `pip install --no-deps pnnx`: pnnx declares torch, which
 its converter does not need) are skipped, and say so, when not installed. Not a test:
 it takes minutes.
