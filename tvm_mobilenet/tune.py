@@ -84,7 +84,8 @@ def kernel_seconds(task: Task, target: tvm.target.Target,
 
 
 def tasks_with_records(tasks: list[Task], log: Path) -> list[Task]:
-    """The tasks of `tasks` that the log at `log` has records for, in order."""
+    """The tasks of `tasks` whose workloads the log at `log` holds (every task ever tuned into
+    it, with or without a successful record), in order."""
     database = tuning_log.open_database(log)
     return [task for task in tasks if database.has_workload(task.mod)]
 
