@@ -134,14 +134,16 @@ def record_count(directory: Path) -> int:
 
 @contextmanager
 def exclusive(directory: Path) -> Iterator[None]:
-    """Hold the log's lock; a second tuner on the same log gets a clear error."""
+    """Hold the log's lock (the lock file names the holder's pid); a second tuner on the same
+    log gets a clear error and leaves the file as it was."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK_FILE, "w") as lock:
+    with open(directory / LOCK_FILE, "a") as lock:  # "w" would erase the holder's pid
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(f"{directory} is being tuned by another process; wait for it or "
                             "use another --log-dir") from None
+        lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
         try:
