@@ -14,7 +14,7 @@ from tvm_mobilenet.runner import load_local
 from tvm_mobilenet.selection import best_record, select
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tasks import extract_tasks
-from tvm_mobilenet.tune import tasks_with_records
+from tvm_mobilenet.tune import logged_tasks
 from tvm_mobilenet.tuner import tune_tasks
 from tvm_mobilenet.verify import DEFAULT_RTOL, verify_library
 
@@ -70,7 +70,7 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path):
     first = tune_tasks(chosen, preset.tvm_target, log, trials=4)
     assert sum(p.trials for p in first) == 4 == tuning_log.record_count(log)
     # What `tune` picks and summarises after tuning some kinds: every task the log covers.
-    assert tasks_with_records(tasks, log) == chosen
+    assert logged_tasks(tasks, log) == chosen
     select(chosen, preset.tvm_target, log, (1, 2))
     assert tuning_log.has_selection(log)
     second = tune_tasks(chosen, preset.tvm_target, log, trials=8)
@@ -97,7 +97,8 @@ def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_pat
                                                                           capsys):
     """MobileNetV2's stem is MobileNetV1's: a pick weighs every log of the target that has the
     task, re-measured side by side; a log being tuned is left alone."""
-    preset, target = load_target("x86"), load_target("x86").tvm_target
+    preset = load_target("x86")
+    target = preset.tvm_target
     task = next(t for t in extract_tasks(import_model(SMALL).mod, target) if t.kind == "depthwise")
     mine, other = (tuning_log.log_dir(preset.name, label, tmp_path) for label in ("mine", "other"))
     tune_tasks([task], target, other, trials=3, seed=1)
@@ -146,10 +147,14 @@ def test_torn_last_line_is_repaired(tmp_path):
 
 
 def test_second_tuner_on_same_log_is_refused(tmp_path):
+    import os
+
     with tuning_log.exclusive(tmp_path):
         with pytest.raises(UserError, match="being tuned by another process"):
             with tuning_log.exclusive(tmp_path):
                 pass
+        # The refused attempt (picks read other logs this way) keeps the holder's pid.
+        assert (tmp_path / tuning_log.LOCK_FILE).read_text() == str(os.getpid())
 
 
 def test_build_cli_reports_corrupted_log(tmp_path):

@@ -83,7 +83,7 @@ def kernel_seconds(task: Task, target: tvm.target.Target,
     return float(np.median(cold_seconds(*compile_kernel(task, target, record), runs=15)))
 
 
-def tasks_with_records(tasks: list[Task], log: Path) -> list[Task]:
+def logged_tasks(tasks: list[Task], log: Path) -> list[Task]:
     """The tasks of `tasks` whose workloads the log at `log` holds (every task ever tuned into
     it, with or without a successful record), in order."""
     database = tuning_log.open_database(log)
@@ -163,7 +163,7 @@ def run_tuning(args: TuneArgs) -> None:
               f"{sum(p.trials for p in progress)} trials for these tasks")
         # Picks and the summary cover every logged task, not only this run's kinds: new
         # records voided all the picks, and the summary describes the whole log.
-        logged = tasks_with_records(all_tasks, log)
+        logged = logged_tasks(all_tasks, log)
         on_host = args.device is None and not gpu
         picking = on_host and not tuning_log.has_selection(log)
         if picking:
