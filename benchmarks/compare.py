@@ -6,9 +6,9 @@ For each model (α=1, 224 unless --alpha/--resolution say otherwise; seed 0) one
 ONNX graph (onnxruntime), a TFLite flatbuffer written by `tvm_mobilenet.tflite_export`
 (LiteRT), an ncnn model converted from the ONNX file by `pnnx`, and the TVM libraries, tuned
 with the committed log and untuned. Every runtime runs in its own process with the same
-thread count, so no runtime's spinning thread pool slows another; each first checks its
-output against the NumPy float64 reference (relative error <= 1e-4). Then the runtimes are
-timed in rounds, A B C, B C A, C A B, ...: each turn is 2 warm-up runs and 5 timed ones,
+thread count, so no runtime's spinning thread pool slows another; each process first checks
+its output against the NumPy float64 reference (relative error <= 1e-4). Then the runtimes
+are timed in rounds, A B C, B C A, C A B, ...: each turn is 2 warm-up runs and 5 timed ones,
 and starts only once every other runtime's threads have stopped spinning (TVM's pool keeps a
 core busy for ~165 ms after a run; see `bench.wait_until_idle`). Reported per runtime: the
 median and 90th percentile of all timed runs, the fastest round (the lowest of its
@@ -17,6 +17,8 @@ last two are there because this 2-vCPU VM has spells, tens of seconds long, in w
 threads run at about one core's speed, for every runtime; a spell that covers more of one
 runtime's turns than another's skews the medians, while every runtime has calm rounds, and
 the turns of one round lie seconds apart, so a round mostly shares one machine state.
+The rounds are shared out among --processes fresh processes per runtime, one after another,
+because a process's speed, lucky or not, lasts as long as it does (`PROCESSES`).
 --skip-untuned leaves untuned TVM out, to afford more rounds. Writes a Markdown table, JSON
 and a PNG chart to --out (default out/compare). LiteRT (`pip install ai-edge-litert`)
 and ncnn (`pip install ncnn` and `pip install --no-deps pnnx`: pnnx declares torch, which
@@ -56,6 +58,10 @@ from tvm_mobilenet.weights import random_weights
 TUNED = "tvm (tuned)"
 ROUND_RUNS = 5
 ROUND_WARMUP = 2
+#: Fresh processes per runtime that share its rounds. One process is not enough: three
+#: processes of the same TVM library, interleaved, differed by up to 5.7% in their medians
+#: round after round (XNNPACK's by up to 1.6%), enough to decide a close cell.
+PROCESSES = 4
 
 def tvm_runner(path: str, x: np.ndarray, threads: int) -> Runner:
     library = load_local(Path(path))
@@ -178,45 +184,67 @@ def convert_to_ncnn(pnnx: Path, onnx_path: Path, input_shape: tuple[int, ...]) -
 
 
 def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Path,
-                  log_root: Path, untuned: bool = True) -> list[dict]:
+                  log_root: Path, untuned: bool = True, processes: int = PROCESSES) -> list[dict]:
     files, x, expected = model_files(source, out, log_root, untuned)
     label = source.label
     rows = []
+    rounds = _rounds(repeat)
     for count in threads:
-        workers = {runtime: RuntimeProcess(RUNNERS[kind], str(path), x, count,
-                                           warmup=ROUND_WARMUP)
-                   for runtime, (kind, path) in files.items()}
-        errors = {name: compare(w.output, expected).rel_error for name, w in workers.items()}
-        for runtime, error in errors.items():
-            if error > DEFAULT_RTOL:
-                for worker in workers.values():
-                    worker.close()
-                sys.exit(f"{runtime} on {label}: relative error {error:.2e} exceeds "
-                         f"{DEFAULT_RTOL}; not timing a wrong result")
-        names = list(workers)
+        names = list(files)
         samples: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        for round_index, start in enumerate(range(0, repeat, ROUND_RUNS)):
-            # The order rotates every round, so no runtime always follows the same one.
-            shift = round_index % len(names)
-            for name in names[shift:] + names[:shift]:
-                wait_until_idle([worker.process.pid for worker in workers.values()])
-                samples[name].append(workers[name].time(min(ROUND_RUNS, repeat - start)))
+        pids: dict[str, list[int]] = {name: [] for name in names}
+        errors: dict[str, float] = {name: 0.0 for name in names}
+        for block in np.array_split(np.arange(len(rounds)), min(processes, len(rounds))):
+            workers, checked = _checked_workers(files, x, count, expected, label)
+            errors = {name: max(errors[name], checked[name]) for name in names}
+            for round_index in block:
+                # The order rotates every round, so no runtime always follows the same one.
+                shift = round_index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    wait_until_idle([worker.process.pid for worker in workers.values()])
+                    samples[name].append(workers[name].time(rounds[round_index]))
+                    pids[name].append(workers[name].process.pid)
+            for worker in workers.values():
+                worker.close()
         round_medians = {name: [float(np.median(turn)) for turn in turns]
                          for name, turns in samples.items()}
-        for name, worker in workers.items():
-            worker.close()
+        for name in names:
             seconds = np.concatenate(samples[name])
             rows.append({"model": label, "runtime": name, "threads": count,
                          "median_ms": round(float(np.median(seconds)) * 1e3, 3),
                          "p90_ms": round(float(np.percentile(seconds, 90)) * 1e3, 3),
                          "fastest_round_ms": round(min(round_medians[name]) * 1e3, 3),
                          "round_medians_ms": [round(m * 1e3, 3) for m in round_medians[name]],
+                         "round_pids": pids[name],
                          "rounds_tvm_faster": sum(
                              mine > tvm for mine, tvm in zip(round_medians[name],
                                                              round_medians[TUNED])),
                          "runs": len(seconds), "rel_error": float(f"{errors[name]:.2e}")})
         print(markdown([r for r in rows if r["threads"] == count]), flush=True)
     return rows
+
+
+def _rounds(repeat: int) -> list[int]:
+    """Timed runs per round: `ROUND_RUNS` each, the last round takes what is left."""
+    return [min(ROUND_RUNS, repeat - start) for start in range(0, repeat, ROUND_RUNS)]
+
+
+def _checked_workers(files: dict[str, tuple[str, Path]], x: np.ndarray, threads: int,
+                     expected: np.ndarray, label: str
+                     ) -> tuple[dict[str, RuntimeProcess], dict[str, float]]:
+    """A fresh process per runtime, and the relative error of each one's output against the
+    reference; exits if one is above `DEFAULT_RTOL`."""
+    workers = {runtime: RuntimeProcess(RUNNERS[kind], str(path), x, threads,
+                                       warmup=ROUND_WARMUP)
+               for runtime, (kind, path) in files.items()}
+    errors = {runtime: compare(w.output, expected).rel_error for runtime, w in workers.items()}
+    for runtime, error in errors.items():
+        if error > DEFAULT_RTOL:
+            for worker in workers.values():
+                worker.close()
+            sys.exit(f"{runtime} on {label}: relative error {error:.2e} exceeds "
+                     f"{DEFAULT_RTOL}; not timing a wrong result")
+    return workers, errors
 
 
 def markdown(rows: list[dict]) -> str:
@@ -267,6 +295,13 @@ def chart(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def machine() -> dict:
     """CPU model and vector flags, and the versions of everything timed."""
     cpu = {}
@@ -292,6 +327,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=224, help="input size (224)")
     parser.add_argument("--threads", type=parse_threads, default=[1, 2])
     parser.add_argument("--repeat", type=int, default=60, help="timed runs per runtime (60)")
+    parser.add_argument("--processes", type=_positive, default=PROCESSES,
+                        help=f"fresh processes per runtime, taking its rounds in turn "
+                             f"({PROCESSES}): one process's speed persists for its life")
     parser.add_argument("--skip-untuned", action="store_true",
                         help="leave untuned TVM out (it takes ~1 s a run for V1), e.g. to afford "
                              "more rounds with --repeat")
@@ -304,13 +342,16 @@ def main() -> None:
     print(info["summary"], "|", info["cpu"], "|", " ".join(info["vector_flags"]), flush=True)
     rows = [r for name in args.models.split(",")
             for r in compare_model(ModelSource(name, args.alpha, args.resolution), args.threads,
-                                   args.repeat, args.out, args.log_dir, not args.skip_untuned)]
+                                   args.repeat, args.out, args.log_dir, not args.skip_untuned,
+                                   args.processes)]
     table = markdown(rows)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
-    (args.out / "compare.md").write_text(f"{info['summary']}; {info['cpu']}; {versions}\n\n"
+    (args.out / "compare.md").write_text(f"{info['summary']}; {info['cpu']}; {versions}; "
+                                         f"{args.processes} processes per runtime\n\n"
                                          f"{table}\n")
-    (args.out / "compare.json").write_text(json.dumps({"machine": info, "rows": rows},
-                                                      indent=2) + "\n")
+    (args.out / "compare.json").write_text(json.dumps(
+        {"machine": info, "processes_per_runtime": args.processes, "rows": rows},
+        indent=2) + "\n")
     chart(rows, args.out / "compare.png")
     print(table)
     print(f"wrote {args.out}/compare.md, compare.json, compare.png")

@@ -63,8 +63,8 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
     out = tmp_path / "compare"
     result = subprocess.run(
         [sys.executable, "benchmarks/compare.py", "--models", "mobilenet_v1", "--alpha", "0.25",
-         "--resolution", "96", "--threads", "1", "--repeat", "10", "--out", str(out),
-         "--log-dir", str(tmp_path / "logs")],
+         "--resolution", "96", "--threads", "1", "--repeat", "10", "--processes", "2",
+         "--out", str(out), "--log-dir", str(tmp_path / "logs")],
         capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})  # also without `pip install -e`
     assert result.returncode == 0, result.stdout + result.stderr
@@ -78,6 +78,8 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
         assert len(row["round_medians_ms"]) == 2 and min(row["round_medians_ms"]) == row[
             "fastest_round_ms"]
         assert 0 <= row["rounds_tvm_faster"] <= 2
+        # Each of the two rounds ran in a fresh process (of its own pid).
+        assert len(set(row["round_pids"])) == 2, row["round_pids"]
     assert runtimes["tvm (tuned)"]["rounds_tvm_faster"] == 0  # never faster than itself
     # Two trials on one task leave TVM ~1.7x faster than untuned and ~10x slower than
     # onnxruntime at this size: the counts go both ways.
