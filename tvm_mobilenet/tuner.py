@@ -22,6 +22,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from . import tuning_log
 from .cli import UserError
+from .intrinsics import import_tensor_intrinsics
 from .linker import Linker
 from .rpc import Endpoint
 from .schedules import space_generator
@@ -172,6 +173,7 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
         # Kernels measured here use TVM's thread pool: give it every core the target has.
         os.environ["TVM_NUM_THREADS"] = str(target.attrs["num-cores"])
     builder, runner = builder_and_runner(device, linker, gpu_target, tasks)
+    import_tensor_intrinsics()  # TuneContext imports them: 15-90 s, unless done this way
     contexts = [
         ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                        space_generator=(ms.space_generator.PostOrderApply() if gpu_target
