@@ -30,8 +30,8 @@ def light_stack(context: int = 1) -> list[inspect.FrameInfo]:
     frames = []
     while frame is not None:
         code = frame.f_code
-        line = linecache.getline(code.co_filename, frame.f_lineno) if len(
-            frames) < FRAMES_WITH_SOURCE else ""
+        line = (linecache.getline(code.co_filename, frame.f_lineno)
+                if len(frames) < FRAMES_WITH_SOURCE else "")
         frames.append(inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name,
                                         [line] if line else None, 0 if line else None))
         frame = frame.f_back
