@@ -1,5 +1,6 @@
 """Tuning: exact task classification, resumable logs, verified tuned builds, clear log errors."""
 
+import os
 from collections import Counter
 
 import pytest
@@ -147,8 +148,6 @@ def test_torn_last_line_is_repaired(tmp_path):
 
 
 def test_second_tuner_on_same_log_is_refused(tmp_path):
-    import os
-
     with tuning_log.exclusive(tmp_path):
         with pytest.raises(UserError, match="being tuned by another process"):
             with tuning_log.exclusive(tmp_path):

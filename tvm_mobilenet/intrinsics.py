@@ -50,8 +50,6 @@ def light_stack_inspection() -> Iterator[None]:
 
 
 def import_tensor_intrinsics() -> None:
-    """Import `tvm.s_tir.tensor_intrin` (once per process) the fast way."""
-    if "tvm.s_tir.tensor_intrin" in sys.modules:
-        return
+    """Import `tvm.s_tir.tensor_intrin` the fast way (a no-op once it is imported)."""
     with light_stack_inspection():
         importlib.import_module("tvm.s_tir.tensor_intrin")  # registers the intrinsics
