@@ -4,6 +4,7 @@ import os
 from collections import Counter
 
 import pytest
+from tvm.s_tir import Schedule
 
 from conftest import run_module
 from tvm_mobilenet import selection, tuning_log
@@ -12,6 +13,8 @@ from tvm_mobilenet.build import build_library, find_tuning_log
 from tvm_mobilenet.cli import UserError
 from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
 from tvm_mobilenet.runner import load_local
+from tvm_mobilenet.schedules import (POINTWISE_ORDERS, depthwise_space, pointwise_order,
+                                     pointwise_space)
 from tvm_mobilenet.selection import best_record, select
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tasks import extract_tasks
@@ -210,3 +213,39 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     assert f"({kept} records so far)" in resumed.stdout
     assert "picking each task's schedule" in resumed.stdout and tuning_log.has_selection(log)
     assert tuning_log.record_count(log) >= kept + 9
+
+
+def test_pointwise_order_is_read_off_each_design_space():
+    target = load_target("x86").tvm_tuning_target
+    tasks = extract_tasks(import_model(SMALL).mod, target)
+    pointwise = next(t for t in tasks if t.kind == "pointwise")
+    spaces = pointwise_space(2)(Schedule(pointwise.mod, seed=1))
+    assert [pointwise_order(s.trace) for s in spaces] == list(POINTWISE_ORDERS)
+    depthwise = Schedule(next(t for t in tasks if t.kind == "depthwise").mod, seed=1)
+    depthwise_space(2)(depthwise)
+    assert pointwise_order(depthwise.trace) is None
+
+
+def test_picks_split_rows_like_the_depthwise_convs():
+    """At 2 cores a 14x14 pointwise conv is picked among "pixels outer" records; a 7x7 one (7
+    rows do not split evenly) and any conv at 1 core among all."""
+    target = load_target("x86").tvm_tuning_target
+    tasks = {(t.kind, t.shape): t for t in extract_tasks(import_model(ModelSource(
+        "mobilenet_v1")).mod, target)}
+    rows14 = tasks["pointwise", "14x14x512->512 k1 s1"]
+    rows7 = tasks["pointwise", "7x7x1024->1024 k1 s1"]
+    assert selection.required_order(rows14, 2) == selection.ROW_SPLIT_ORDER == "pixels outer"
+    assert selection.required_order(rows14, 1) is None
+    assert selection.required_order(rows7, 2) is None
+    assert selection.required_order(tasks["depthwise", "14x14x512->512 k3 s1 g512"], 2) is None
+    database = tuning_log.open_database(
+        tuning_log.log_dir("x86", ModelSource("mobilenet_v1").tuning_label))
+    everything = selection._shortlist(database, rows14, 10**6, None)
+    orders = Counter(pointwise_order(record.trace) for _, record in everything)
+    assert orders["pixels outer"] and orders["channels outer"], orders
+    shortlist = selection._shortlist(database, rows14, 8, "pixels outer")
+    assert len(shortlist) == 8
+    for rank, record in shortlist:
+        assert pointwise_order(record.trace) == "pixels outer"
+        assert str(everything[rank][1].trace) == str(record.trace)
+    assert [rank for rank, _ in shortlist] == sorted(rank for rank, _ in shortlist)

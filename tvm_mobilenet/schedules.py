@@ -69,6 +69,27 @@ def _annotate_root(sch: Schedule, num_cores: int) -> None:
 POINTWISE_ORDERS = ("pixels outer", "channels outer", "k-blocked")
 
 
+def pointwise_order(trace: tvm.s_tir.schedule.Trace) -> str | None:
+    """Which of `POINTWISE_ORDERS` a trace of `pointwise_space` follows (None for other traces),
+    read off its reorder: the first loop is the outer pixel tile (pixels outer), or the outer
+    out-channel tile followed by the outer pixel tile (channels outer), or not (k-blocked)."""
+    pixels = pixel_tiles = None
+    for inst in trace.insts:
+        kind = inst.kind.name
+        if kind == "EnterPostproc":
+            break
+        if kind == "Fuse" and pixels is None:
+            pixels = inst.outputs[0]
+        elif kind == "Split" and pixels is not None and inst.inputs[0].same_as(pixels):
+            pixel_tiles = inst.outputs
+        elif kind == "Reorder" and pixel_tiles is not None:
+            first, second = inst.inputs[:2]
+            if first.same_as(pixel_tiles[0]):
+                return POINTWISE_ORDERS[0]
+            return POINTWISE_ORDERS[1 if second.same_as(pixel_tiles[0]) else 2]
+    return None
+
+
 def pointwise_space(num_cores: int) -> Callable[[Schedule], list[Schedule]]:
     def tile(sch: Schedule, order: str) -> Schedule:
         conv, output = _prologue_epilogue(sch)
