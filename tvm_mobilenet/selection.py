@@ -24,8 +24,8 @@ depthwise convs split image rows; a pointwise conv whose rows split evenly over 
 therefore picked among its "pixels outer" records (`ROW_SPLIT_ORDER`), when the log has any.
 Measured with `python -m tvm_mobilenet.profile` on MobileNetV1 at 2 threads: with its 14×14
 pointwise convs split over out-channels instead (the "channels outer" picks of session 6), the
-14×14×512 depthwise conv took 32 µs inside the model against 20 µs cold; with them split over
-rows, 20 µs inside the model too.
+14×14×512 depthwise conv took 30–32 µs inside the model against 20 µs cold; with them split
+over rows, 20–22 µs inside the model too.
 
 The picks are a JSON database of their own (``selected/`` in the log folder, one record per
 task, with the times measured here at all cores), consulted before the full log at build time
