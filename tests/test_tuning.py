@@ -64,7 +64,7 @@ def test_list_tasks_cli():
 SMALL = ModelSource("mobilenet_v1", 0.25, 64)
 
 
-def test_tune_resumes_and_tuned_build_verifies(tmp_path):
+def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
     preset = load_target("x86")
     imported = import_model(SMALL)
     tasks = extract_tasks(imported.mod, preset.tvm_target)
@@ -81,8 +81,24 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path):
     assert sum(p.trials for p in second) == 8 == tuning_log.record_count(log)
     assert all(p.trials > 0 for p in second)
     assert not tuning_log.has_selection(log), "new records must void the picks"
+    # Picking stopped after the first task (as by Ctrl-C) leaves no picks: builds use the log.
+    measure, measured = selection._measure, []
+
+    def measure_one_task(*args):
+        if measured:
+            raise KeyboardInterrupt
+        measured.append(args[0])
+        return measure(*args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(selection, "_measure", measure_one_task)
+        with pytest.raises(KeyboardInterrupt):
+            select(chosen, preset.tvm_target, log, (1, 2))
+    assert measured and not tuning_log.has_selection(log)
+    assert len(tuning_log.open_schedules(log).get_all_tuning_records()) == 8
     picks = select(chosen, preset.tvm_target, log, (1, 2))
     database, schedules = tuning_log.open_database(log), tuning_log.open_schedules(log)
+    assert len(schedules.get_all_tuning_records()) == len(picks) == 2
     for task, pick in zip(chosen, picks, strict=True):
         logged = database.get_top_k(database.commit_workload(task.mod), 100)
         assert str(pick.record.trace) == str(logged[pick.rank].trace)

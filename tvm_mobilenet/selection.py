@@ -28,8 +28,8 @@ pointwise convs split over out-channels instead (the "channels outer" picks of s
 over rows, 20–22 µs inside the model too.
 
 The picks are a JSON database of their own (``selected/`` in the log folder, one record per
-task, with the times measured here at all cores), consulted before the full log at build time
-(`tuning_log.open_schedules`).
+task, with the times measured here at all cores), written all at once when every task is
+picked; a build applies them instead of the full log (`tuning_log.open_schedules`).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
     database = tuning_log.open_database(log)
     siblings = tuning_log.sibling_databases(log)
     tuning_log.discard_selection(log)
-    picks = tuning_log.open_database(log / tuning_log.SELECTED_DIR)
+    picks = tuning_log.open_database(log / tuning_log.PICKING_DIR)
     results = []
     for task in tasks:
         order = required_order(task, max(thread_counts))
@@ -149,6 +149,7 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
             [float(times[best, -1])], chosen.target, chosen.args_info))
         results.append(Pick(task, chosen, dict(zip(thread_counts, times[best])),
                             dict(zip(thread_counts, times[reference])), rank, source, order))
+    tuning_log.commit_selection(log)
     set_threads(max(thread_counts))
     return results
 

