@@ -117,8 +117,8 @@ def required_order(task: Task, cores: int) -> str | None:
 def select(tasks: list[Task], target: tvm.target.Target, log: Path,
            thread_counts: tuple[int, ...]) -> list[Pick]:
     """Re-measure each task's shortlist (with the records borrowed from the target's other
-    logs) at `thread_counts`, write the picks to the log's ``selected/`` database, return them
-    (tasks without records in this log are skipped)."""
+    logs) at `thread_counts`, write the picks to the log's ``selected/`` database once all are
+    made, return them (tasks without records in this log are skipped)."""
     database = tuning_log.open_database(log)
     siblings = tuning_log.sibling_databases(log)
     tuning_log.discard_selection(log)
