@@ -60,8 +60,9 @@ def _array(const: relax.Expr) -> np.ndarray:
 
 def _reshape(call: relax.Call) -> np.ndarray | None:
     shape = call.args[1]
-    if not isinstance(shape, relax.ShapeExpr):
-        return None
+    if not isinstance(shape, relax.ShapeExpr) or not all(
+            isinstance(dim, tvm.tirx.IntImm) for dim in shape.values):
+        return None  # a symbolic shape: left to FoldConstant
     return np.reshape(_array(call.args[0]), [int(dim) for dim in shape.values])
 
 
