@@ -46,7 +46,7 @@ from tvm_mobilenet import reference, tuning_log
 from tvm_mobilenet.architectures import architecture
 from tvm_mobilenet.bench import (Runner, RuntimeProcess, onnxruntime_runner, parse_threads,
                                  wait_until_idle)
-from tvm_mobilenet.build import build_library
+from tvm_mobilenet.build import build_library, log_target_name
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.models import to_onnx
 from tvm_mobilenet.runner import load_local, machine_line
@@ -122,7 +122,7 @@ def model_files(source: ModelSource, out: Path, log_root: Path, untuned: bool = 
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
     preset = load_target("x86")
-    log = tuning_log.log_dir(preset.name, source.tuning_label, log_root)
+    log = tuning_log.log_dir(log_target_name(preset), source.tuning_label, log_root)
     if tuning_log.record_count(log) == 0:
         sys.exit(f"no tuning log at {log}: python -m tvm_mobilenet.tune --model {source.spec} "
                  f"--alpha {source.alpha} --resolution {source.resolution} makes one")

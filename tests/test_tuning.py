@@ -9,20 +9,22 @@ from tvm.s_tir import Schedule
 from conftest import run_module
 from tvm_mobilenet import selection, tuning_log
 from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.build import build_library, find_tuning_log
+from tvm_mobilenet.build import build_library, find_tuning_log, log_target_name
 from tvm_mobilenet.cli import UserError
 from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
 from tvm_mobilenet.runner import load_local
 from tvm_mobilenet.schedules import (POINTWISE_ORDERS, depthwise_space, pointwise_order,
                                      pointwise_space)
 from tvm_mobilenet.selection import best_record, select
-from tvm_mobilenet.targets import load_target
+from tvm_mobilenet.targets import host_cpu, load_target
 from tvm_mobilenet.tasks import extract_tasks
 from tvm_mobilenet.tune import logged_tasks
 from tvm_mobilenet.tuner import tune_tasks
 from tvm_mobilenet.verify import DEFAULT_RTOL, verify_library
 
 POINTWISE_LAYERS = ("pointwise", "expand", "project")
+#: The committed logs' folder for the AMD Zen 4 machine they were tuned on (read on any CPU).
+ZNVER4 = "x86-znver4"
 
 
 def expected_tasks(arch) -> tuple[Counter, Counter]:
@@ -113,6 +115,32 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons)
 
 
+def test_a_cpu_without_a_log_of_its_own_builds_with_another_cpus(tmp_path, capsys):
+    """Host presets keep a log per CPU model; a build on a CPU with none borrows the same
+    preset's log from another CPU (with a warning), never another preset's."""
+    import shutil
+
+    preset = load_target("x86")
+    assert log_target_name(preset) == f"x86-{host_cpu()}"
+    label = "mobilenet_v1-1.0-224"
+    assert find_tuning_log(preset, label, root=tmp_path) is None
+    assert "building untuned" in capsys.readouterr().out
+    committed = tuning_log.log_dir(ZNVER4, label)
+    other_preset = tuning_log.log_dir("x86-avx2-haswell", label, tmp_path)
+    shutil.copytree(committed, other_preset)
+    summary = tuning_log.read_summary(other_preset)
+    tuning_log.write_summary(other_preset, {**summary, "target_preset": "x86-avx2"})
+    assert find_tuning_log(preset, label, root=tmp_path) is None
+    other_cpu = tuning_log.log_dir("x86-othercpu", label, tmp_path)
+    shutil.copytree(committed, other_cpu)
+    assert find_tuning_log(preset, label, root=tmp_path) == other_cpu
+    out = capsys.readouterr().out
+    assert "no tuning log for this CPU" in out and "was tuned for" in out
+    own = tuning_log.log_dir(log_target_name(preset), label, tmp_path)
+    shutil.copytree(committed, own)
+    assert find_tuning_log(preset, label, root=tmp_path) == own
+
+
 def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_path, monkeypatch,
                                                                           capsys):
     """MobileNetV2's stem is MobileNetV1's: a pick weighs every log of the target that has the
@@ -191,7 +219,7 @@ def test_unknown_op_kind_is_rejected():
 def test_plot_of_committed_summary(tmp_path):
     from tvm_mobilenet.tuning_plot import plot_task_latencies
 
-    summary = tuning_log.read_summary(tuning_log.log_dir("x86", "mobilenet_v1-1.0-224"))
+    summary = tuning_log.read_summary(tuning_log.log_dir(ZNVER4, "mobilenet_v1-1.0-224"))
     path = tmp_path / "v1.png"
     plot_task_latencies(summary["tasks"], "mobilenet_v1", path)
     data = path.read_bytes()
@@ -255,7 +283,7 @@ def test_picks_split_rows_like_the_depthwise_convs():
     assert selection.required_order(rows7, 2) is None
     assert selection.required_order(tasks["depthwise", "14x14x512->512 k3 s1 g512"], 2) is None
     database = tuning_log.open_database(
-        tuning_log.log_dir("x86", ModelSource("mobilenet_v1").tuning_label))
+        tuning_log.log_dir(ZNVER4, ModelSource("mobilenet_v1").tuning_label))
     everything = selection._shortlist(database, rows14, 10**6, None)
     orders = Counter(pointwise_order(record.trace) for _, record in everything)
     assert orders["pixels outer"] and orders["channels outer"], orders

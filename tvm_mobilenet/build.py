@@ -87,8 +87,11 @@ def compile_module(mod: tvm.IRModule, preset: TargetPreset,
 
 
 def log_target_name(preset: TargetPreset) -> str:
-    """The tuning_logs/ folder of a preset: its name, plus the adapter for Vulkan presets
-    (e.g. vulkan-llvmpipe), since GPUs differ far more than CPUs of one preset."""
+    """The tuning_logs/ folder of a preset: its name, plus this machine's CPU for presets that
+    detect it (x86-znver4), since a schedule tuned on one CPU model can be slow on another,
+    or the adapter for Vulkan presets (vulkan-llvmpipe), since GPUs differ even more."""
+    if preset.detected_cpu:
+        return f"{preset.name}-{preset.target['mcpu']}"
     if preset.device != "vulkan":
         return preset.name
     from .wgpu_executor import adapter_slug, open_device
@@ -96,18 +99,36 @@ def log_target_name(preset: TargetPreset) -> str:
     return f"{preset.name}-{adapter_slug(open_device()[0])}"
 
 
-def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = None) -> Path | None:
-    """The log to build with: `explicit`, else tuning_logs/<preset>/<label> if it has records.
+def other_cpu_logs(preset: TargetPreset, label: str,
+                   root: Path = tuning_log.LOG_ROOT) -> list[Path]:
+    """Logs of `label` tuned for `preset` on other CPUs (a detected-CPU preset only)."""
+    if not preset.detected_cpu:
+        return []
+    own = tuning_log.log_dir(log_target_name(preset), label, root)
+    return [directory for directory in sorted(root.glob(f"{preset.name}-*/{label}"))
+            if directory != own and tuning_log.record_count(directory) > 0
+            and (tuning_log.read_summary(directory) or {}).get("target_preset") == preset.name]
+
+
+def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = None,
+                    root: Path = tuning_log.LOG_ROOT) -> Path | None:
+    """The log to build with: `explicit`, else tuning_logs/<preset folder>/<label> if it has
+    records, else the same preset's log from another CPU (with a note).
 
     Warns (once) when the log was tuned for another target or CPU than `preset`.
     """
-    directory = explicit or tuning_log.log_dir(log_target_name(preset), label)
+    directory = explicit or tuning_log.log_dir(log_target_name(preset), label, root)
     if tuning_log.record_count(directory) == 0:
         if explicit is not None:
             raise UserError(f"no tuning records in {directory}")
-        print(f"note: no tuning log at {directory}; building untuned "
-              f"(python -m tvm_mobilenet.tune --target {preset.name} makes one)")
-        return None
+        borrowed = other_cpu_logs(preset, label, root)
+        if not borrowed:
+            print(f"note: no tuning log at {directory}; building untuned "
+                  f"(python -m tvm_mobilenet.tune --target {preset.name} makes one)")
+            return None
+        print(f"note: no tuning log for this CPU at {directory}; using {borrowed[0]} "
+              f"(python -m tvm_mobilenet.tune --target {preset.name} tunes for this CPU)")
+        directory = borrowed[0]
     summary = tuning_log.read_summary(directory) or {}
     tuned_for = summary.get("target")
     if tuned_for is not None and tuned_for != preset.target:

@@ -43,6 +43,8 @@ class TargetPreset:
     cross_compiler: dict[str, str] | None = None
     #: The target MetaSchedule tunes for when it differs from `target` (vulkan presets).
     tuning_target: dict[str, Any] | None = None
+    #: Whether ``mcpu`` was "auto", i.e. is this machine's CPU rather than the preset's.
+    detected_cpu: bool = False
 
     @property
     def tvm_target(self) -> tvm.target.Target:
@@ -99,7 +101,8 @@ def load_target(spec: str) -> TargetPreset:
                               notes=data.get("notes", ""), path=path,
                               rpc_key=data.get("rpc_key"),
                               cross_compiler=data.get("cross_compiler"),
-                              tuning_target=data.get("tuning_target"))
+                              tuning_target=data.get("tuning_target"),
+                              detected_cpu=data["target"].get("mcpu") == "auto")
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise UserError(f"target file {path} is malformed ({type(error).__name__}: {error}); "
                         "it needs a 'target' dict and a 'device'") from error

@@ -1,9 +1,11 @@
 """tuning_logs/: one MetaSchedule JSON database per (target preset, model), with a summary.
 
-    tuning_logs/x86/mobilenet_v2-1.0-224/database_workload.json
-                                         database_tuning_record.json
-                                         summary.json            (human-readable)
-                                         selected/               (the records builds use)
+    tuning_logs/x86-znver4/mobilenet_v2-1.0-224/database_workload.json
+                                                database_tuning_record.json
+                                                summary.json            (human-readable)
+                                                selected/               (the records builds use)
+
+A preset that detects this machine's CPU keeps one folder per CPU model (`build.log_target_name`).
 
 MetaSchedule appends one JSON line per measured candidate, so finished trials survive a crash
 or Ctrl-C. Before a log is opened its lines are checked: a torn last line (a crash mid-write)
