@@ -1,6 +1,7 @@
 """Tuning: exact task classification, resumable logs, verified tuned builds, clear log errors."""
 
 import os
+import shutil
 from collections import Counter
 
 import pytest
@@ -118,8 +119,6 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
 def test_a_cpu_without_a_log_of_its_own_builds_with_another_cpus(tmp_path, capsys):
     """Host presets keep a log per CPU model; a build on a CPU with none borrows the same
     preset's log from another CPU (with a warning), never another preset's."""
-    import shutil
-
     preset = load_target("x86")
     assert log_target_name(preset) == f"x86-{host_cpu()}"
     label = "mobilenet_v1-1.0-224"
@@ -171,6 +170,12 @@ def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_pat
         select([task], target, mine, (1,))
     assert measured[-1] == 1
     assert "not borrowing records from other: " in capsys.readouterr().out
+    # The same model's log from another CPU (`tune` passes `build.other_cpu_logs`) lends too.
+    other_cpu = tuning_log.log_dir("x86-othercpu", "mine", tmp_path)
+    shutil.copytree(other, other_cpu)
+    [pick] = select([task], target, mine, (1,), [other_cpu])
+    assert measured[-1] == 1 + 2 * len(borrowable)
+    assert pick.borrowed_from in (None, "other", "x86-othercpu/mine")
 
 
 def test_corrupted_log_names_the_file(tmp_path):

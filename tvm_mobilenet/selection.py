@@ -16,7 +16,9 @@ pointwise conv (5 of its 13 pointwise convs): the log's fastest record re-measur
 
 The shortlist also holds the `BORROWED` fastest records of every other log of the same
 target that has the task (`tuning_log.sibling_databases`), all measured side by side, so a
-layer two models share is built with the better of their searches.
+layer two models share is built with the better of their searches. For a preset that detects
+the CPU, so do the same model's logs from other CPUs: a search on one CPU model may have found
+what a shorter one here missed, and every record is timed again here before it can win.
 
 At more than one thread, the layers should also split their work over the cores alike, so
 that each core finds in its own cache the activations it produced for the layer before. The
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import tvm
@@ -115,12 +118,13 @@ def required_order(task: Task, cores: int) -> str | None:
 
 
 def select(tasks: list[Task], target: tvm.target.Target, log: Path,
-           thread_counts: tuple[int, ...]) -> list[Pick]:
+           thread_counts: tuple[int, ...], other_cpus: Sequence[Path] = ()) -> list[Pick]:
     """Re-measure each task's shortlist (with the records borrowed from the target's other
-    logs) at `thread_counts`, write the picks to the log's ``selected/`` database once all are
-    made, return them (tasks without records in this log are skipped)."""
+    logs and from `other_cpus`, this model's logs tuned on other CPUs) at `thread_counts`,
+    write the picks to the log's ``selected/`` database once all are made, return them (tasks
+    without records in this log are skipped)."""
     database = tuning_log.open_database(log)
-    siblings = tuning_log.sibling_databases(log)
+    siblings = tuning_log.sibling_databases(log, other_cpus)
     tuning_log.discard_selection(log)
     picks = tuning_log.open_database(log / tuning_log.PICKING_DIR)
     results = []
@@ -146,7 +150,7 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
         source, rank, chosen = candidates[best]
         picks.commit_tuning_record(ms.database.TuningRecord(
             chosen.trace, picks.commit_workload(task.mod),
-            [float(times[best, -1])], chosen.target, chosen.args_info))
+            [float(times[best, -1])], target, chosen.args_info))
         results.append(Pick(task, chosen, dict(zip(thread_counts, times[best])),
                             dict(zip(thread_counts, times[reference])), rank, source, order))
     tuning_log.commit_selection(log)

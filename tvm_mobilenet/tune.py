@@ -27,7 +27,8 @@ from tvm.s_tir import meta_schedule as ms
 
 from . import tuning_log
 from .bench import benchmark, parse_threads, report
-from .build import add_model_args, build_library, log_target_name, model_source
+from .build import (add_model_args, build_library, log_target_name, model_source,
+                    other_cpu_logs)
 from .cli import UserError, run_cli
 from .frontend import ModelSource, import_model, import_onnx, onnx_model
 from .linker import linker_for
@@ -171,7 +172,9 @@ def run_tuning(args: TuneArgs) -> None:
             print(f"picking each task's schedule: its {SHORTLIST} fastest records measured "
                   f"again at {' and '.join(map(str, thread_counts))} thread(s)")
             start = time.perf_counter()
-            print(pick_table(select(logged, target, log, thread_counts), thread_counts))
+            other_cpus = other_cpu_logs(preset, args.source.tuning_label, args.log_dir)
+            picks = select(logged, target, log, thread_counts, other_cpus)
+            print(pick_table(picks, thread_counts))
             print(f"picking took {time.perf_counter() - start:.0f} s")
         database = tuning_log.open_schedules(log)
         if on_host:

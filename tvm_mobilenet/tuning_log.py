@@ -21,7 +21,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from tvm.s_tir import meta_schedule as ms
 
@@ -105,18 +105,20 @@ def open_schedules(directory: Path) -> ms.database.Database:
     return open_database(directory / SELECTED_DIR if has_selection(directory) else directory)
 
 
-def sibling_databases(directory: Path) -> dict[str, ms.database.Database]:
+def sibling_databases(directory: Path, others: Sequence[Path] = ()) -> dict[str, ms.database.Database]:
     """The other logs of the same target (other models, widths, resolutions), by folder name,
-    each read under its lock; one being tuned or unreadable is skipped, with a word why."""
+    and `others` (this model's logs from other CPUs), by target folder/model; each read under
+    its lock; one being tuned or unreadable is skipped, with a word why."""
+    logs = [(other.name, other) for other in sorted(directory.parent.iterdir())
+            if other != directory and (other / RECORD_FILE).exists()]
+    logs += [(f"{other.parent.name}/{other.name}", other) for other in others]
     databases = {}
-    for other in sorted(directory.parent.iterdir()):
-        if other == directory or not (other / RECORD_FILE).exists():
-            continue
+    for name, other in logs:
         try:
             with exclusive(other):
-                databases[other.name] = open_database(other)
+                databases[name] = open_database(other)
         except UserError as error:
-            print(f"not borrowing records from {other.name}: {error}")
+            print(f"not borrowing records from {name}: {error}")
     return databases
 
 
