@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import PROJECT_ROOT, run_module
+from tvm_mobilenet.build import log_target_name
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.profile import task_of
@@ -56,10 +57,12 @@ def test_profile_reports_a_missing_library(tmp_path):
 
 def test_compare_script_checks_and_times_every_runtime(tmp_path):
     source = ModelSource("mobilenet_v1", 0.25, 96)
-    target = load_target("x86").tvm_target
+    preset = load_target("x86")
+    target = preset.tvm_target
     pointwise = [t for t in extract_tasks(import_model(source).mod, target)
                  if t.kind == "pointwise"]
-    tune_tasks(pointwise[:1], target, log_dir("x86", source.label, tmp_path / "logs"), trials=2)
+    log = log_dir(log_target_name(preset), source.label, tmp_path / "logs")
+    tune_tasks(pointwise[:1], target, log, trials=2)
     out = tmp_path / "compare"
     result = subprocess.run(
         [sys.executable, "benchmarks/compare.py", "--models", "mobilenet_v1", "--alpha", "0.25",

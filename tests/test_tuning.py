@@ -244,7 +244,7 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     command = [sys.executable, "-m", "tvm_mobilenet.tune", "--model", "mobilenet_v1",
                "--alpha", "0.25", "--resolution", "64", "--ops", "pointwise", "--trials", "400",
                "--log-dir", str(tmp_path), "-o", str(tmp_path / "v1.so"), "--repeat", "5"]
-    log = tuning_log.log_dir("x86", "mobilenet_v1-0.25-64", tmp_path)
+    log = tuning_log.log_dir(log_target_name(load_target("x86")), "mobilenet_v1-0.25-64", tmp_path)
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
