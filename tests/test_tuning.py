@@ -247,12 +247,16 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     log = tuning_log.log_dir(log_target_name(load_target("x86")), "mobilenet_v1-0.25-64", tmp_path)
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while tuning_log.record_count(log) < 20 and time.monotonic() < deadline:
+    start = time.monotonic()
+    while tuning_log.record_count(log) < 20 and time.monotonic() < start + 300:
         time.sleep(0.5)
+    signalled = (f"SIGINT after {time.monotonic() - start:.0f} s, "
+                 f"at {tuning_log.record_count(log)} records")
     os.killpg(process.pid, signal.SIGINT)
     output, _ = process.communicate(timeout=300)  # the round in flight: builds and runs
-    assert process.returncode == 130 and "stopped on Ctrl-C" in output, output[-2000:]
+    handled = "the handler ran" if "Ctrl-C: stopping" in output else "the handler never ran"
+    assert process.returncode == 130 and "stopped on Ctrl-C" in output, (
+        f"{signalled}, {handled}\n{output[:1500]}\n...\n{output[-1500:]}")
     kept = tuning_log.record_count(log)
     assert 20 <= kept < 400
     tuning_log.check_log(log)  # every kept line is a whole record
