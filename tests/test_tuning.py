@@ -4,8 +4,11 @@ import os
 import shutil
 from collections import Counter
 
+import numpy as np
 import pytest
+import tvm
 from tvm.s_tir import Schedule
+from tvm.s_tir import meta_schedule as ms
 
 from conftest import run_module
 from tvm_mobilenet import selection, tuning_log
@@ -15,7 +18,7 @@ from tvm_mobilenet.cli import UserError
 from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
 from tvm_mobilenet.runner import load_local
 from tvm_mobilenet.schedules import (POINTWISE_ORDERS, depthwise_space, pointwise_order,
-                                     pointwise_space)
+                                     pointwise_space, space_generator)
 from tvm_mobilenet.selection import best_record, select
 from tvm_mobilenet.targets import host_cpu, load_target
 from tvm_mobilenet.tasks import extract_tasks
@@ -272,11 +275,42 @@ def test_pointwise_order_is_read_off_each_design_space():
     target = load_target("x86").tvm_tuning_target
     tasks = extract_tasks(import_model(SMALL).mod, target)
     pointwise = next(t for t in tasks if t.kind == "pointwise")
-    spaces = pointwise_space(2)(Schedule(pointwise.mod, seed=1))
+    spaces = pointwise_space(2, 16)(Schedule(pointwise.mod, seed=1))
     assert [pointwise_order(s.trace) for s in spaces] == list(POINTWISE_ORDERS)
     depthwise = Schedule(next(t for t in tasks if t.kind == "depthwise").mod, seed=1)
     depthwise_space(2)(depthwise)
     assert pointwise_order(depthwise.trace) is None
+
+
+def test_pointwise_pixel_tiles_may_cross_rows():
+    """A 14x14 conv tiled 4 pixels at a time (tiles that cross rows), in each loop order:
+    the schedule passes MetaSchedule's postprocessors (no loop of dynamic extent) and computes
+    what the untuned kernel computes."""
+    target = load_target("x86").tvm_tuning_target
+    tasks = extract_tasks(import_model(ModelSource("mobilenet_v2")).mod, target)
+    task = next(t for t in tasks if t.shape == "14x14x96->576 k1 s1")
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype)
+            for p in task.mod["main"].params]
+    expected = run_kernel(tvm.tirx.build(task.mod, target=target), args)
+    context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
+                             space_generator=space_generator("pointwise", target))
+    for space in context.generate_design_space():
+        pixel_tiles = next(i for i in space.trace.insts if i.kind.name == "SamplePerfectTile")
+        trace = space.trace.with_decision(pixel_tiles, [49, 4], remove_postproc=True)
+        sch = Schedule(task.mod)
+        trace.apply_to_schedule(sch, remove_postproc=True)
+        # Before the postprocessors the weights are in their own layout: comparable.
+        got = run_kernel(tvm.tirx.build(sch.mod, target=target), args)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        for postproc in context.space_generator.postprocs:
+            assert postproc.apply(sch), (pointwise_order(trace), postproc)
+
+
+def run_kernel(kernel, args: list[np.ndarray]) -> np.ndarray:
+    tensors = [tvm.runtime.tensor(a) for a in args[:-1]] + [tvm.runtime.empty(args[-1].shape)]
+    kernel(*tensors)
+    return tensors[-1].numpy()
 
 
 def test_picks_split_rows_like_the_depthwise_convs():
