@@ -105,7 +105,8 @@ def open_schedules(directory: Path) -> ms.database.Database:
     return open_database(directory / SELECTED_DIR if has_selection(directory) else directory)
 
 
-def sibling_databases(directory: Path, others: Sequence[Path] = ()) -> dict[str, ms.database.Database]:
+def sibling_databases(directory: Path, others: Sequence[Path] = ()
+                      ) -> dict[str, ms.database.Database]:
     """The other logs of the same target (other models, widths, resolutions), by folder name,
     and `others` (this model's logs from other CPUs), by target folder/model; each read under
     its lock; one being tuned or unreadable is skipped, with a word why."""
