@@ -12,9 +12,10 @@ trials than MetaSchedule's generic space:
 * depthwise: tile rows, columns and channels; the 3×3 taps loop outside a register tile of
   outputs; channels innermost.
 
-Both fuse the epilogue (bias, ReLU6, residual add) into the conv's tile loop. Parallelism (and
-the depthwise space's vectorisation) and unrolling are left to MetaSchedule's postprocessor via
-root annotations, so that the trace replays for every tile choice. The `RewriteLayout`
+Both fuse the epilogue (bias, ReLU6, residual add) into the conv's tile loop. Parallelism,
+unrolling (beyond the pointwise tile's pixels) and the depthwise space's vectorisation are left
+to MetaSchedule's postprocessor via root annotations, so that the trace replays for every tile
+choice. The `RewriteLayout`
 postprocessor then lays the weights out in the order the schedule reads them (for pointwise
 convs: contiguous panels of the register tile's out-channels); the build folds that into the
 constants (`tasks.lower_for_tuning`).
