@@ -9,6 +9,7 @@ import pytest
 import tvm
 from tvm.s_tir import Schedule
 from tvm.s_tir import meta_schedule as ms
+from tvm.target.codegen import llvm_get_vector_width
 
 from conftest import run_module
 from tvm_mobilenet import selection, tuning_log
@@ -282,11 +283,13 @@ def test_pointwise_order_is_read_off_each_design_space():
     assert pointwise_order(depthwise.trace) is None
 
 
-def test_pointwise_pixel_tiles_may_cross_rows():
-    """A 14x14 conv tiled 4 pixels at a time (tiles that cross rows), in each loop order:
-    the schedule passes MetaSchedule's postprocessors (no loop of dynamic extent) and computes
-    what the untuned kernel computes."""
+def test_pointwise_tiles_may_cross_rows_and_hold_three_vectors():
+    """A 14x14 conv tiled 4 pixels (tiles that cross rows) × 3 vectors of out-channels at a
+    time, in each loop order: the schedule passes MetaSchedule's postprocessors (no loop of
+    dynamic extent), computes what the untuned kernel computes, and vectorises one vector at a
+    time (LLVM builds a vector of 48 floats lane by lane)."""
     target = load_target("x86").tvm_tuning_target
+    lanes = llvm_get_vector_width(target) // 32
     tasks = extract_tasks(import_model(ModelSource("mobilenet_v2")).mod, target)
     task = next(t for t in tasks if t.shape == "14x14x96->576 k1 s1")
     untuned, args = selection.compile_kernel(task, target)
@@ -294,8 +297,11 @@ def test_pointwise_pixel_tiles_may_cross_rows():
     context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                              space_generator=space_generator("pointwise", target))
     for space in context.generate_design_space():
-        pixel_tiles = next(i for i in space.trace.insts if i.kind.name == "SamplePerfectTile")
+        pixel_tiles, vector_tiles = [i for i in space.trace.insts
+                                     if i.kind.name == "SamplePerfectTile"][:2]
         trace = space.trace.with_decision(pixel_tiles, [49, 4], remove_postproc=True)
+        trace = trace.with_decision(vector_tiles, [576 // lanes // 3, 3],
+                                   remove_postproc=True)
         sch = Schedule(task.mod)
         trace.apply_to_schedule(sch, remove_postproc=True)
         # Before the postprocessors the weights are in their own layout: comparable.
@@ -303,6 +309,15 @@ def test_pointwise_pixel_tiles_may_cross_rows():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
         for postproc in context.space_generator.postprocs:
             assert postproc.apply(sch), (pointwise_order(trace), postproc)
+        assert vectorized_extents(sch) == {lanes}, pointwise_order(trace)
+
+
+def vectorized_extents(sch: Schedule) -> set[int]:
+    """Extents of the vectorised loops around the blocks of a scheduled PrimFunc."""
+    blocks = [sch.get_sblock(name) for name in ("conv2d_nhwc_init", "conv2d_nhwc_update")]
+    blocks += sch.get_child_blocks(sch.get_sblock("root"))[-1:]  # the epilogue
+    return {int(sch.get(loop).extent) for block in blocks for loop in sch.get_loops(block)
+            if sch.get(loop).kind == tvm.tirx.ForKind.VECTORIZED}
 
 
 def run_into_nans(kernel, args: list) -> np.ndarray:

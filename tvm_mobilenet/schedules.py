@@ -122,13 +122,16 @@ def _flatten_pixels(sch: Schedule, conv, output) -> list:
 
 
 def _vector_tile(sch: Schedule, loop, lanes: int) -> tuple:
-    """Split out-channels into (outer, tile), the tile a whole number of vectors of `lanes`
-    (or of the largest power of two dividing the channel count, if `lanes` does not)."""
+    """Split out-channels into (outer, vectors, lane): the tile is `vectors` whole vectors of
+    `lanes` (or of the largest power of two dividing the channel count, if `lanes` does not),
+    each its own vector instruction. Vectorising the whole tile as one loop instead makes
+    vectors of 48 floats for a tile of three, which LLVM builds lane by lane: 56×56×24→144
+    with 4 pixels × 48 channels took 5.9 ms instead of 0.21 ms."""
     extent = int(sch.get(loop).extent)
     lanes = math.gcd(extent, lanes)
     vectors, lane = sch.split(loop, [None, lanes])
     outer, inner = _split(sch, vectors, 2, MAX_TILE_VECTORS)
-    return outer, sch.fuse(inner, lane)
+    return outer, inner, lane
 
 
 def pointwise_space(num_cores: int, lanes: int) -> Callable[[Schedule], list[Schedule]]:
@@ -140,21 +143,23 @@ def pointwise_space(num_cores: int, lanes: int) -> Callable[[Schedule], list[Sch
         conv, output = _prologue_epilogue(sch)
         pixels, f, ry, rx, rc = _flatten_pixels(sch, conv, output)
         m0, m1 = _split(sch, pixels, 2, MAX_PIXEL_TILE)
-        f0, f1 = _vector_tile(sch, f, lanes)
+        f0, vectors, lane = _vector_tile(sch, f, lanes)
         if order == "k-blocked":
             k0, k1 = _split(sch, rc, 2, MAX_K_TILE)
             outer = (f0, ry, rx, k0, m0)
         else:  # the register tile accumulates over all in-channels
             k1 = rc
             outer = (m0, f0, ry, rx) if order == "pixels outer" else (f0, m0, ry, rx)
-        sch.reorder(*outer, k1, m1, f1)
+        sch.reorder(*outer, k1, m1, vectors, lane)
         sch.unroll(m1)
-        sch.vectorize(f1)
+        sch.unroll(vectors)
+        sch.vectorize(lane)
         if output is not None:
             # Unit loops kept, so that the trace replays for tiles of one pixel.
             sch.reverse_compute_at(output, f0 if order == "k-blocked" else outer[1],
                                    preserve_unit_loops=True)
-            sch.vectorize(sch.get_loops(output)[-1])
+            channels = sch.get_loops(output)[-1]
+            sch.vectorize(sch.split(channels, [None, int(sch.get(lane).extent)])[1])
         _annotate_root(sch, num_cores, vectorize=False)
         return sch
 
