@@ -126,7 +126,7 @@ def _vector_tile(sch: Schedule, loop, lanes: int) -> tuple:
     `lanes` (or of the largest power of two dividing the channel count, if `lanes` does not),
     each its own vector instruction. Vectorising the whole tile as one loop instead makes
     vectors of 48 floats for a tile of three, which LLVM builds lane by lane: 56×56×24→144
-    with 4 pixels × 48 channels took 5.9 ms instead of 0.21 ms."""
+    with 4 pixels × 48 channels took 5.9 ms instead of 0.21 ms (1 thread, cold weights)."""
     extent = int(sch.get(loop).extent)
     lanes = math.gcd(extent, lanes)
     vectors, lane = sch.split(loop, [None, lanes])
