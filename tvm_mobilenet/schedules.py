@@ -15,10 +15,9 @@ trials than MetaSchedule's generic space:
 Both fuse the epilogue (bias, ReLU6, residual add) into the conv's tile loop. Parallelism,
 unrolling (beyond the pointwise tile's pixels) and the depthwise space's vectorisation are left
 to MetaSchedule's postprocessor via root annotations, so that the trace replays for every tile
-choice. The `RewriteLayout`
-postprocessor then lays the weights out in the order the schedule reads them (for pointwise
-convs: contiguous panels of the register tile's out-channels); the build folds that into the
-constants (`tasks.lower_for_tuning`).
+choice. The `RewriteLayout` postprocessor then lays the weights out in the order the schedule
+reads them (for pointwise convs: contiguous panels of the register tile's out-channels); the
+build folds that into the constants (`tasks.lower_for_tuning`).
 """
 
 from __future__ import annotations
