@@ -15,7 +15,8 @@ from tvm.s_tir import meta_schedule as ms
 from conftest import PROJECT_ROOT, run_module
 from tvm_mobilenet import tuning_log
 from tvm_mobilenet.build import LibraryInfo, build_library
-from tvm_mobilenet.gpu_tuning import ReferenceOutputs, WgpuRunner, wgsl_build, wgsl_export
+from tvm_mobilenet.gpu_tuning import (ReferenceOutputs, WgpuRunner, check_shader_sizes,
+                                      wgsl_build, wgsl_export)
 from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
 from tvm_mobilenet.runner import VulkanLibrary, open_library
 from tvm_mobilenet.targets import load_target
@@ -102,6 +103,15 @@ def test_tune_depthwise_and_pointwise_on_vulkan(vulkan, tmp_path):
     assert LibraryInfo.load(folder).tuning_log == str(log)
     comparisons = verify_library(open_library(folder), onnx_model(SMALL))
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons), comparisons
+
+
+def test_candidates_with_oversized_shaders_fail_before_they_run():
+    """A candidate unrolled into 342 KiB of WGSL took lavapipe 136 s to compile at its first
+    dispatch: such candidates fail at build time instead."""
+    small = {"name": "main_kernel", "wgsl": "x" * 4096}
+    check_shader_sizes([small])
+    with pytest.raises(ValueError, match="342 KiB of WGSL"):
+        check_shader_sizes([small, {"name": "main_kernel", "wgsl": "x" * (342 * 1024)}])
 
 
 def test_the_gpu_runner_fails_candidates_that_compute_wrong_outputs(vulkan, tmp_path):

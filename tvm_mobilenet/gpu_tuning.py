@@ -31,6 +31,23 @@ from .gpu_plan import Kernel, Launch, Plan
 from .wgpu_executor import WgpuExecutor, open_device
 
 
+#: Most WGSL one kernel of a candidate may have. Drivers compile a shader at its first
+#: dispatch, and lavapipe's compile time grows steeply with unrolled code: a candidate of a
+#: 48x48x16 depthwise conv unrolled into 342 KiB of WGSL took 136 s to compile (then 19 ms a
+#: run) and stalled a test run for minutes, while one of 258 KiB took 0.15 s.
+MAX_WGSL_BYTES = 256 * 1024
+
+
+def check_shader_sizes(kernels: list[dict]) -> None:
+    """Raise ValueError (the candidate fails as a trial) if a kernel's WGSL is too large."""
+    for kernel in kernels:
+        size = len(kernel["wgsl"])
+        if size > MAX_WGSL_BYTES:
+            raise ValueError(f"kernel {kernel['name']} has {size // 1024} KiB of WGSL, over the "
+                             f"{MAX_WGSL_BYTES // 1024} KiB a shader may have: a driver can take "
+                             "minutes to compile that much")
+
+
 def wgsl_build(target: dict, mod: tvm.IRModule, _tuning_target, _params) -> dict:
     """LocalBuilder f_build: a scheduled task -> its WGSL kernels (a plain dict, handed to
     `wgsl_export` in the same worker process)."""
@@ -39,8 +56,9 @@ def wgsl_build(target: dict, mod: tvm.IRModule, _tuning_target, _params) -> dict
     kernels, launches, workspaces = build_kernels(mod, tvm.target.Target(target))
     if workspaces["main"]:
         raise NotImplementedError("a candidate with workspaces between its kernels")
-    return {"params": [param.name for param in mod["main"].params],
-            "kernels": [asdict(kernels[name]) for name in launches["main"]]}
+    launched = [asdict(kernels[name]) for name in launches["main"]]
+    check_shader_sizes(launched)
+    return {"params": [param.name for param in mod["main"].params], "kernels": launched}
 
 
 def wgsl_export(artifact: dict) -> str:
