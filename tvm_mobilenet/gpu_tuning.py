@@ -34,7 +34,8 @@ from .wgpu_executor import WgpuExecutor, open_device
 #: Most WGSL one kernel of a candidate may have. Drivers compile a shader at its first
 #: dispatch, and lavapipe's compile time grows steeply with unrolled code: a candidate of a
 #: 48x48x16 depthwise conv unrolled into 342 KiB of WGSL took 136 s to compile (then 19 ms a
-#: run) and stalled a test run for minutes, while one of 258 KiB took 0.15 s.
+#: run) and stalled a test run for minutes, while one of 258 KiB took 0.15 s. The limit errs
+#: low: it refuses that 258 KiB candidate too.
 MAX_WGSL_BYTES = 256 * 1024
 
 
