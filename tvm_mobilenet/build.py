@@ -24,7 +24,7 @@ import tvm
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
-from . import tuning_log
+from . import prefetch, tuning_log
 from .cli import UserError, add_architecture_args, run_cli
 from .graph_passes import prepare
 from .linker import linker_for
@@ -75,7 +75,8 @@ class LibraryInfo:
 def compile_module(mod: tvm.IRModule, preset: TargetPreset,
                    database: ms.database.Database | None = None) -> relax.VMExecutable:
     """Relax module -> executable: our graph preparation (NHWC), the tuned schedules of
-    `database` applied to the fused kernels they were tuned for, then TVM's default pipeline.
+    `database` applied to the fused kernels they were tuned for, then TVM's default pipeline
+    with our weight prefetch (`prefetch.PIPELINE`).
 
     Kernels are fused exactly as `tasks.extract_tasks` fused them, so lookups hit.
     """
@@ -83,7 +84,8 @@ def compile_module(mod: tvm.IRModule, preset: TargetPreset,
     mod = prepare(mod)
     if database is not None:
         mod = lower_for_tuning(mod, target, database)
-    return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target))
+    return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target),
+                       tir_pipeline=prefetch.PIPELINE)
 
 
 def log_target_name(preset: TargetPreset) -> str:

@@ -45,7 +45,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
-from . import tuning_log
+from . import prefetch, tuning_log
 from .runner import set_threads
 from .schedules import pointwise_order
 from .tasks import Task, conv_shape
@@ -84,7 +84,7 @@ def compile_kernel(task: Task, target: tvm.target.Target,
     rng = np.random.default_rng(0)
     args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
             for p in mod["main"].params]
-    return tvm.tirx.build(mod, target=target), args
+    return tvm.tirx.build(mod, target=target, pipeline=prefetch.PIPELINE), args
 
 
 def cold_seconds(kernel: tvm.runtime.Module, args: list, runs: int) -> np.ndarray:

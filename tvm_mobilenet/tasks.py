@@ -108,8 +108,32 @@ def lower_for_tuning(mod: tvm.IRModule, target: tvm.target.Target,
             mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         if packs_weights:
             mod = tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
-                                            relax.transform.FoldConstant()])(mod)
+                                            relax.transform.FoldConstant(),
+                                            relax.transform.CanonicalizeBindings()])(mod)
+            mark_weights(mod)
         return mod
+
+
+def mark_weights(mod: tvm.IRModule) -> None:
+    """Mark (in place) the kernels' constant arguments, their packed weights, as layout-free
+    again, which tells `prefetch` which buffers are weights. The split into packing and kernel
+    dropped the mark, and Relax's `AttachAttrLayoutFreeBuffers` would rename the kernels,
+    which `profile` matches to tasks by name."""
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    marks: dict = {}
+
+    def visit(expr) -> None:
+        if isinstance(expr, relax.Call) and expr.op.same_as(call_tir):
+            kernel, args = expr.args[0], expr.args[1].fields
+            marks[kernel] = [i for i, arg in enumerate(args)
+                             if isinstance(arg, tvm.ir.expr.Constant)]
+
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func.body, visit)
+    for kernel, weights in marks.items():
+        if weights:
+            mod.update_func(kernel, mod[kernel].with_attr("layout_free_buffers", weights))
 
 
 def extract_tasks(mod: tvm.IRModule, target: tvm.target.Target) -> list[Task]:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
-from . import tuning_log
+from . import prefetch, tuning_log
 from .cli import UserError
 from .intrinsics import import_tensor_intrinsics
 from .linker import Linker
@@ -88,11 +88,12 @@ def builder_and_runner(device: Endpoint | None, linker: Linker | None, gpu_targe
 
 def light_build(mod: tvm.IRModule, target: tvm.target.Target, _params: dict | None) -> tvm.Module:
     """MetaSchedule's default build minus its `import tvm.s_tir.tensor_intrin`, which costs
-    ~13 s in every fresh builder process (float32 kernels tensorize nothing at build time)."""
+    ~13 s in every fresh builder process (float32 kernels tensorize nothing at build time),
+    plus our weight prefetch (`prefetch.PIPELINE`), as the library will run it."""
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod),
-                          target=target)
+                          target=target, pipeline=prefetch.PIPELINE)
 
 
 @dataclass

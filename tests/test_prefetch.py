@@ -1,0 +1,109 @@
+"""Weight prefetch: where it goes, that it changes no result, that the tile stays in registers."""
+
+import numpy as np
+import pytest
+import tvm
+from tvm.s_tir import Schedule
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+from tvm.target.codegen import llvm_get_vector_width
+
+from tvm_mobilenet import prefetch, tuning_log
+from tvm_mobilenet.build import find_tuning_log
+from tvm_mobilenet.frontend import ModelSource, import_model
+from tvm_mobilenet.graph_passes import prepare
+from tvm_mobilenet.schedules import pointwise_order, space_generator
+from tvm_mobilenet.targets import load_target
+from tvm_mobilenet.tasks import extract_tasks, lower_for_tuning
+
+
+@pytest.fixture(scope="module")
+def v1_tasks():
+    target = load_target("x86").tvm_tuning_target
+    tasks = extract_tasks(import_model(ModelSource("mobilenet_v1")).mod, target)
+    return target, {(t.kind, t.shape): t for t in tasks}
+
+
+def tiled(task, target, pixels: int, vectors: int) -> tvm.IRModule:
+    """`task` scheduled by our pointwise space ("pixels outer") with a register tile of
+    `pixels` × `vectors` vectors, as the tuner builds it."""
+    context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
+                             space_generator=space_generator("pointwise", target))
+    space = next(s for s in context.generate_design_space()
+                 if pointwise_order(s.trace) == "pixels outer")
+    pixel_tiles, vector_tiles = [i for i in space.trace.insts
+                                 if i.kind.name == "SamplePerfectTile"][:2]
+    lanes = llvm_get_vector_width(target) // 32
+    _, height, width, channels = (int(d) for d in task.mod["main"].params[-1].shape)
+    pixel_count = height * width
+    trace = space.trace.with_decision(pixel_tiles, [pixel_count // pixels, pixels],
+                                      remove_postproc=True)
+    trace = trace.with_decision(vector_tiles, [channels // lanes // vectors, vectors],
+                                remove_postproc=True)
+    sch = Schedule(task.mod)
+    trace.apply_to_schedule(sch, remove_postproc=True)
+    for postproc in context.space_generator.postprocs:
+        assert postproc.apply(sch)
+    return RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
+
+
+def prefetch_count(func: tvm.tirx.PrimFunc) -> int:
+    return func.script().count("T.prefetch(")
+
+
+def outputs(kernel, mod: tvm.IRModule) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in p.shape]).astype(p.dtype))
+            for p in mod["main"].params]
+    kernel(*args)
+    return args[-1].numpy()
+
+
+def test_weights_are_prefetched_in_the_register_tile_loop(v1_tasks):
+    """14×14×512→512 (1 MiB of weights) with 14 pixels × 2 vectors of accumulators: per
+    in-channel step the tile reads 2 vectors of weights, 2 cache lines, so 2 prefetches; the
+    result is bit-identical, and the tile (1.75 KiB) is no longer a heap workspace."""
+    target, tasks = v1_tasks
+    mod = tiled(tasks["pointwise", "14x14x512->512 k1 s1"], target, pixels=14, vectors=2)
+    assert prefetch_count(mod["main"]) == 0
+    assert prefetch_count(prefetch.insert_weight_prefetch(mod["main"])) == 2
+    plain = tvm.tirx.build(mod, target=target)
+    prefetching = tvm.tirx.build(mod, target=target, pipeline=prefetch.PIPELINE)
+    np.testing.assert_array_equal(outputs(prefetching, mod), outputs(plain, mod))
+    assert "prefetcht0" in prefetching.inspect_source("asm")
+    assert "TVMBackendAllocWorkspace" in plain.inspect_source("ll")
+    assert "TVMBackendAllocWorkspace" not in prefetching.inspect_source("ll")
+
+
+def test_no_prefetch_where_the_tile_cannot_stay_in_registers(v1_tasks):
+    """14 pixels × 4 vectors (3.5 KiB of accumulators, unrolled) is more than the registers
+    hold: on the stack LLVM would spill it, in a heap workspace the prefetch would force it to
+    memory at every step; so the pipeline drops the prefetch."""
+    target, tasks = v1_tasks
+    mod = tiled(tasks["pointwise", "14x14x512->512 k1 s1"], target, pixels=14, vectors=4)
+    assert prefetch_count(prefetch.insert_weight_prefetch(mod["main"])) > 0
+    built = tvm.tirx.build(mod, target=target, pipeline=prefetch.PIPELINE)
+    assert "llvm.prefetch" not in built.inspect_source("ll")
+
+
+@pytest.mark.parametrize("kind, shape", [("pointwise", "56x56x64->128 k1 s1"),
+                                         ("depthwise", "14x14x512->512 k3 s1 g512")])
+def test_small_weights_are_left_to_the_caches(v1_tasks, kind, shape):
+    """32 KiB of pointwise weights and 18 KiB of depthwise ones: no prefetch."""
+    _, tasks = v1_tasks
+    func = tasks[kind, shape].mod["main"]
+    assert prefetch.insert_weight_prefetch(func).same_as(func)
+
+
+def test_packed_kernels_keep_their_names_and_weight_marks():
+    """In a tuned model the packed-weight kernels are marked so the prefetch finds their
+    weights, and keep the ``<task>_prepacked`` names that the profiler matches."""
+    preset = load_target("x86")
+    source = ModelSource("mobilenet_v1")
+    database = tuning_log.open_schedules(find_tuning_log(preset, source.tuning_label))
+    mod = lower_for_tuning(prepare(import_model(source).mod), preset.tvm_target, database)
+    packed = {gv.name_hint: func for gv, func in mod.functions.items()
+              if gv.name_hint.endswith("_prepacked")}
+    assert len(packed) >= 20
+    for name, func in packed.items():
+        assert list(func.attrs["layout_free_buffers"]) == [1, 2], name
