@@ -12,7 +12,7 @@ from tvm_mobilenet import prefetch, tuning_log
 from tvm_mobilenet.build import find_tuning_log
 from tvm_mobilenet.frontend import ModelSource, import_model
 from tvm_mobilenet.graph_passes import prepare
-from tvm_mobilenet.schedules import pointwise_order, space_generator
+from tvm_mobilenet.schedules import UNROLL_CHOICES, pointwise_order, space_generator
 from tvm_mobilenet.targets import load_target
 from tvm_mobilenet.tasks import extract_tasks, lower_for_tuning
 
@@ -24,21 +24,24 @@ def v1_tasks():
     return target, {(t.kind, t.shape): t for t in tasks}
 
 
-def tiled(task, target, pixels: int, vectors: int) -> tvm.IRModule:
+def tiled(task, target, pixels: int, vectors: int, unroll: int) -> tvm.IRModule:
     """`task` scheduled by our pointwise space ("pixels outer") with a register tile of
-    `pixels` × `vectors` vectors, as the tuner builds it."""
+    `pixels` × `vectors` vectors and the `unroll` limit, as the tuner builds it."""
     context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                              space_generator=space_generator("pointwise", target))
     space = next(s for s in context.generate_design_space()
                  if pointwise_order(s.trace) == "pixels outer")
     pixel_tiles, vector_tiles = [i for i in space.trace.insts
                                  if i.kind.name == "SamplePerfectTile"][:2]
+    unroll_choice = next(i for i in space.trace.insts if i.kind.name == "SampleCategorical")
     lanes = llvm_get_vector_width(target) // 32
     _, height, width, channels = (int(d) for d in task.mod["main"].params[-1].shape)
     pixel_count = height * width
     trace = space.trace.with_decision(pixel_tiles, [pixel_count // pixels, pixels],
                                       remove_postproc=True)
     trace = trace.with_decision(vector_tiles, [channels // lanes // vectors, vectors],
+                                remove_postproc=True)
+    trace = trace.with_decision(unroll_choice, UNROLL_CHOICES.index(unroll),
                                 remove_postproc=True)
     sch = Schedule(task.mod)
     trace.apply_to_schedule(sch, remove_postproc=True)
@@ -64,7 +67,8 @@ def test_weights_are_prefetched_in_the_register_tile_loop(v1_tasks):
     in-channel step the tile reads 2 vectors of weights, 2 cache lines, so 2 prefetches; the
     result is bit-identical, and the tile (1.75 KiB) is no longer a heap workspace."""
     target, tasks = v1_tasks
-    mod = tiled(tasks["pointwise", "14x14x512->512 k1 s1"], target, pixels=14, vectors=2)
+    mod = tiled(tasks["pointwise", "14x14x512->512 k1 s1"], target, pixels=14, vectors=2,
+                unroll=16)
     assert prefetch_count(mod["main"]) == 0
     assert prefetch_count(prefetch.insert_weight_prefetch(mod["main"])) == 2
     plain = tvm.tirx.build(mod, target=target)
@@ -76,11 +80,14 @@ def test_weights_are_prefetched_in_the_register_tile_loop(v1_tasks):
 
 
 def test_no_prefetch_where_the_tile_cannot_stay_in_registers(v1_tasks):
-    """14 pixels × 4 vectors (3.5 KiB of accumulators, unrolled) is more than the registers
-    hold: on the stack LLVM would spill it, in a heap workspace the prefetch would force it to
-    memory at every step; so the pipeline drops the prefetch."""
+    """14 pixels × 4 vectors (3.5 KiB of accumulators), all its loops unrolled (the epilogue's
+    too, with the unroll limit 512), is more than the registers hold: on the stack LLVM would
+    split it into registers that spill, in a heap workspace the prefetch would force it to
+    memory at every step; so the pipeline drops the prefetch. (With the epilogue's loops kept,
+    the tile stays in memory on the stack, like in the workspace, and keeps its prefetch.)"""
     target, tasks = v1_tasks
-    mod = tiled(tasks["pointwise", "14x14x512->512 k1 s1"], target, pixels=14, vectors=4)
+    mod = tiled(tasks["pointwise", "14x14x512->512 k1 s1"], target, pixels=14, vectors=4,
+                unroll=512)
     assert prefetch_count(prefetch.insert_weight_prefetch(mod["main"])) > 0
     built = tvm.tirx.build(mod, target=target, pipeline=prefetch.PIPELINE)
     assert "llvm.prefetch" not in built.inspect_source("ll")
