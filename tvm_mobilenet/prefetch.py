@@ -58,6 +58,10 @@ def _nbytes(dtype: str, elements: int = 1) -> int:
     return elements * data_type.bits * data_type.lanes // 8
 
 
+def _buffer_bytes(buffer: tirx.Var) -> int:
+    return _nbytes(buffer.dtype, math.prod(int(d) for d in buffer.shape))
+
+
 def _substitute(expr: tvm.ir.PrimExpr, mapping: dict) -> tvm.ir.PrimExpr:
     def replace(var):
         return next((value for key, value in mapping.items() if key.same_as(var)), var)
@@ -162,8 +166,7 @@ def insert_weight_prefetch(func: tirx.PrimFunc) -> tirx.PrimFunc:
     if func.attrs is None or "layout_free_buffers" not in func.attrs:
         return func
     weights = [func.params[int(i)] for i in func.attrs["layout_free_buffers"]]
-    weights = [w for w in weights
-               if _nbytes(w.dtype, math.prod(int(d) for d in w.shape)) >= MIN_WEIGHT_BYTES]
+    weights = [w for w in weights if _buffer_bytes(w) >= MIN_WEIGHT_BYTES]
     plans = _weight_streams(func, weights) if weights else {}
     if not plans:
         return func
@@ -180,10 +183,6 @@ def insert_weight_prefetch(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 def _is_prefetch(call) -> bool:
     return call.op.same_as(tvm.ir.Op.get("tirx.prefetch"))
-
-
-def _buffer_bytes(alloc: tirx.AllocBuffer) -> int:
-    return _nbytes(alloc.buffer.dtype, math.prod(int(d) for d in alloc.buffer.shape))
 
 
 def _only_constant_indices(func: tirx.PrimFunc, buffer: tirx.Var) -> bool:
@@ -215,7 +214,7 @@ def _stack_worthy(func: tirx.PrimFunc, alloc: tirx.AllocBuffer) -> bool:
     larger one (≤ `MAX_STACK_BYTES`) that loops index, which LLVM leaves in memory. A larger
     one whose loops are all unrolled, LLVM splits into registers that spill: 7×7×512→1024's
     6 KiB of accumulators, unrolled, ran 2.6× slower on the stack than in a heap workspace."""
-    nbytes = _buffer_bytes(alloc)
+    nbytes = _buffer_bytes(alloc.buffer)
     return nbytes <= _register_file_bytes(func) or (
         nbytes <= MAX_STACK_BYTES and not _only_constant_indices(func, alloc.buffer))
 
