@@ -1,6 +1,6 @@
 """Tuned TVM against untuned TVM, onnxruntime, TFLite (LiteRT + XNNPACK) and ncnn, side by side.
 
-    python benchmarks/compare.py --models mobilenet_v1,mobilenet_v2 --threads 1,2 --repeat 60
+    python benchmarks/compare.py --models mobilenet_v1,mobilenet_v2 --threads 1,2 --runs 60
 
 For each model (α=1, 224 unless --alpha/--resolution say otherwise; seed 0) one file per runtime is made from the same weights: the
 ONNX graph (onnxruntime), a TFLite flatbuffer written by `tvm_mobilenet.tflite_export`
@@ -42,18 +42,24 @@ from typing import Callable
 
 import numpy as np
 
-from tvm_mobilenet import reference, tuning_log
-from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.bench import (Runner, RuntimeProcess, onnxruntime_runner, parse_threads,
-                                 wait_until_idle)
-from tvm_mobilenet.build import build_library, log_target_name
-from tvm_mobilenet.frontend import ModelSource, import_model
-from tvm_mobilenet.models import to_onnx
-from tvm_mobilenet.runner import load_local, machine_line
-from tvm_mobilenet.targets import load_target
-from tvm_mobilenet.tflite_export import to_tflite
-from tvm_mobilenet.verify import DEFAULT_RTOL, compare, seeded_inputs
-from tvm_mobilenet.weights import random_weights
+from tvm_mobilenet.cli.common import add_log_dir_arg, default_threads, thread_counts
+from tvm_mobilenet.compile.build import build_library, log_target_name
+from tvm_mobilenet.evaluate.bench import (
+    Runner,
+    RuntimeProcess,
+    onnxruntime_runner,
+    wait_until_idle,
+)
+from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, compare, seeded_inputs
+from tvm_mobilenet.frontend.importer import ModelSource, import_model
+from tvm_mobilenet.models.architectures import architecture
+from tvm_mobilenet.models.onnx_export import to_onnx
+from tvm_mobilenet.models.tflite_export import to_tflite
+from tvm_mobilenet.models.weights import random_weights
+from tvm_mobilenet.reference import interpreter as reference
+from tvm_mobilenet.runtime.runner import load_local, machine_line
+from tvm_mobilenet.target.presets import load_target
+from tvm_mobilenet.tuning import log as tuning_log
 
 TUNED = "tvm (tuned)"
 ROUND_RUNS = 5
@@ -325,24 +331,24 @@ def main() -> None:
     parser.add_argument("--models", default="mobilenet_v1,mobilenet_v2")
     parser.add_argument("--alpha", type=float, default=1.0, help="width multiplier (1.0)")
     parser.add_argument("--resolution", type=int, default=224, help="input size (224)")
-    parser.add_argument("--threads", type=parse_threads, default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=60, help="timed runs per runtime (60)")
+    parser.add_argument("--threads", type=thread_counts, default=default_threads(),
+                        help="thread counts (default: 1 and all cores)")
+    parser.add_argument("--runs", type=int, default=60, help="timed runs per runtime (60)")
     parser.add_argument("--processes", type=_positive, default=PROCESSES,
                         help=f"fresh processes per runtime, taking its rounds in turn "
                              f"({PROCESSES}): one process's speed persists for its life")
     parser.add_argument("--skip-untuned", action="store_true",
                         help="leave untuned TVM out (it takes ~1 s a run for V1), e.g. to afford "
-                             "more rounds with --repeat")
+                             "more rounds with --runs")
     parser.add_argument("--out", type=Path, default=Path("out/compare"))
-    parser.add_argument("--log-dir", type=Path, default=tuning_log.LOG_ROOT,
-                        help="root of the tuning logs (default: the project's tuning_logs/)")
+    add_log_dir_arg(parser)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine()
     print(info["summary"], "|", info["cpu"], "|", " ".join(info["vector_flags"]), flush=True)
     rows = [r for name in args.models.split(",")
             for r in compare_model(ModelSource(name, args.alpha, args.resolution), args.threads,
-                                   args.repeat, args.out, args.log_dir, not args.skip_untuned,
+                                   args.runs, args.out, args.log_dir, not args.skip_untuned,
                                    args.processes)]
     table = markdown(rows)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)

@@ -13,11 +13,12 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tvm_mobilenet import device
-from tvm_mobilenet.build import LibraryInfo, build_library
-from tvm_mobilenet.frontend import ModelSource, import_model
-from tvm_mobilenet.rpc import Endpoint, is_listening
-from tvm_mobilenet.targets import load_target
+from tvm_mobilenet.compile.build import build_library
+from tvm_mobilenet.frontend.importer import ModelSource, import_model
+from tvm_mobilenet.runtime import emulated_device as device
+from tvm_mobilenet.runtime.library import LibraryInfo
+from tvm_mobilenet.runtime.rpc import Endpoint, is_listening
+from tvm_mobilenet.target.presets import load_target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tvm_mobilenet.architectures import architecture, make_divisible
+from tvm_mobilenet.models.architectures import architecture, make_divisible
 
 
 def within(value: float, expected: float, rel: float = 0.03) -> bool:

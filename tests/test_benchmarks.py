@@ -8,14 +8,15 @@ import subprocess
 import sys
 
 from conftest import PROJECT_ROOT, run_module
-from tvm_mobilenet.build import log_target_name
-from tvm_mobilenet.frontend import ModelSource, import_model
-from tvm_mobilenet.targets import load_target
-from tvm_mobilenet.profile import task_of
-from tvm_mobilenet.tasks import Task, extract_tasks
-from tvm_mobilenet.tuner import tune_tasks
-from tvm_mobilenet.tuning_log import log_dir
-from tvm_mobilenet.verify import DEFAULT_RTOL
+
+from tvm_mobilenet.compile.build import log_target_name
+from tvm_mobilenet.evaluate.profile import task_of
+from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL
+from tvm_mobilenet.frontend.importer import ModelSource, import_model
+from tvm_mobilenet.target.presets import load_target
+from tvm_mobilenet.tuning.log import log_dir
+from tvm_mobilenet.tuning.tasks import Task, extract_tasks
+from tvm_mobilenet.tuning.tuner import tune_tasks
 
 
 def _table_rows(text: str, header: str) -> dict[str, list[str]]:
@@ -66,7 +67,7 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
     out = tmp_path / "compare"
     result = subprocess.run(
         [sys.executable, "benchmarks/compare.py", "--models", "mobilenet_v1", "--alpha", "0.25",
-         "--resolution", "96", "--threads", "1", "--repeat", "10", "--processes", "2",
+         "--resolution", "96", "--threads", "1", "--runs", "10", "--processes", "2",
          "--out", str(out), "--log-dir", str(tmp_path / "logs")],
         capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})  # also without `pip install -e`
@@ -114,7 +115,7 @@ def test_a_turn_waits_until_the_other_runtime_stops_spinning():
     back until it stops; an idle one does not."""
     import time
 
-    from tvm_mobilenet.bench import wait_until_idle
+    from tvm_mobilenet.evaluate.bench import wait_until_idle
 
     spinner = subprocess.Popen([sys.executable, "-c",
                                 "import time\nend = time.time() + 0.4\n"

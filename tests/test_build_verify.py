@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-
 from conftest import run_module
 from test_models import onnxruntime_run
-from tvm_mobilenet.frontend import ModelSource, onnx_model
-from tvm_mobilenet.runner import load_local
-from tvm_mobilenet.verify import DEFAULT_RTOL, compare, seeded_inputs, verify_library
+
+from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, compare, seeded_inputs, verify_library
+from tvm_mobilenet.frontend.importer import ModelSource, onnx_model
+from tvm_mobilenet.runtime.runner import load_local
 
 SOURCES = [ModelSource("mobilenet_v1", 1.0, 224), ModelSource("mobilenet_v1", 0.5, 160),
            ModelSource("mobilenet_v2", 1.0, 224), ModelSource("mobilenet_v2", 0.5, 128),
@@ -56,7 +56,7 @@ def test_build_cli_from_onnx_file(tmp_path):
     assert run_module("models", "export", "mobilenet_v1", "--alpha", "0.25", "--resolution", "64",
                       "--seed", "2", "-o", str(onnx_path)).returncode == 0
     lib = tmp_path / "v1.so"
-    built = run_module("build", str(onnx_path), "--target", "x86", "-o", str(lib))
+    built = run_module("build", "--model", str(onnx_path), "--target", "x86", "-o", str(lib))
     assert built.returncode == 0, built.stderr
     assert (tmp_path / "v1.json").is_file()
     verified = run_module("verify", str(lib), "--model", str(onnx_path))
@@ -65,9 +65,9 @@ def test_build_cli_from_onnx_file(tmp_path):
 
 def test_bench_cli_compares_with_onnxruntime(built_library):
     path, _ = built_library(ModelSource("mobilenet_v2", 0.5, 128))
-    result = run_module("bench", str(path), "--repeat", "10", "--threads", "1",
+    result = run_module("bench", str(path), "--runs", "10", "--threads", "1",
                         "--compare", "onnxruntime")
     assert result.returncode == 0, result.stderr
     assert "onnxruntime" in result.stdout and "ratio of medians" in result.stdout
     rejected = run_module("bench", str(path), "--compare", "tensorflow")
-    assert rejected.returncode == 2 and "--compare takes onnxruntime" in rejected.stderr
+    assert rejected.returncode == 2 and "invalid choice: 'tensorflow'" in rejected.stderr

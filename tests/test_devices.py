@@ -8,13 +8,14 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import free_port, run_module
-from tvm_mobilenet import device, tuning_log
-from tvm_mobilenet.build import LibraryInfo
-from tvm_mobilenet.cli import UserError
-from tvm_mobilenet.rpc import EMULATED_LABEL, Endpoint, free_devices, parse_address
-from tvm_mobilenet.runner import RemoteLibrary
+
+from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.runtime import emulated_device as device
+from tvm_mobilenet.runtime.library import LibraryInfo
+from tvm_mobilenet.runtime.rpc import EMULATED_LABEL, Endpoint, free_devices, parse_address
+from tvm_mobilenet.runtime.runner import RemoteLibrary
+from tvm_mobilenet.tuning import log as tuning_log
 
 ELF_MACHINE = {"aarch64": 183, "arm": 40}
 SMALL_V2 = ("mobilenet_v2", "--alpha", "0.35", "--resolution", "96")
@@ -22,7 +23,7 @@ SMALL_V2_FLAGS = ("--model", *SMALL_V2)
 
 
 def build_for(target: str, output, *extra: str) -> None:
-    result = run_module("build", *SMALL_V2, "--target", target, "-o", str(output), *extra)
+    result = run_module("build", *SMALL_V2_FLAGS, "--target", target, "-o", str(output), *extra)
     assert result.returncode == 0, result.stderr
 
 
@@ -62,7 +63,7 @@ def test_missing_cross_compiler_names_the_package(tmp_path):
         "target": {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "num-cores": 4},
         "device": "rpc", "rpc_key": "board",
         "cross_compiler": {"command": "no-such-g++", "package": "g++-no-such"}}))
-    result = run_module("build", "mobilenet_v1", "--alpha", "0.25", "--resolution", "64",
+    result = run_module("build", "--model", "mobilenet_v1", "--alpha", "0.25", "--resolution", "64",
                         "--target", str(target), "-o", str(tmp_path / "x.so"))
     assert result.returncode == 2
     assert "apt-get install g++-no-such" in result.stderr
@@ -81,7 +82,7 @@ def test_rpi4_library_verifies_on_the_emulated_device(rpi4_library, emulated_rpi
 
 
 def test_bench_on_the_emulated_device_is_labelled(rpi4_library, emulated_rpi4):
-    result = run_module("bench", str(rpi4_library), "--repeat", "3", "--rpc-tracker",
+    result = run_module("bench", str(rpi4_library), "--runs", "3", "--rpc-tracker",
                         f"{emulated_rpi4.host}:{emulated_rpi4.port}")
     assert result.returncode == 0, result.stderr
     assert EMULATED_LABEL in result.stdout
@@ -96,7 +97,7 @@ def test_android_library_without_ndk(tmp_path, monkeypatch, emulated_rpi4):
     also loads and verifies on aarch64 Linux (this checks the code, not Android's loader)."""
     monkeypatch.delenv("TVM_NDK_CC", raising=False)
     monkeypatch.delenv("ANDROID_NDK_HOME", raising=False)
-    result = run_module("build", *SMALL_V2, "--target", "android-arm64", "-o",
+    result = run_module("build", *SMALL_V2_FLAGS, "--target", "android-arm64", "-o",
                         str(tmp_path / "v2.so"))
     assert result.returncode == 0, result.stderr
     assert "without the Android NDK" in result.stdout
@@ -127,7 +128,7 @@ def test_tune_arm_cpu_on_the_emulated_device(tmp_path, emulated_rpi4):
     logs, library = tmp_path / "logs", tmp_path / "tuned.so"
     result = run_module("tune", "--target", "arm_cpu", *SMALL_V2_FLAGS, "--trials", "4",
                         "--log-dir", str(logs),
-                        "--repeat", "2", "-o", str(library), "--rpc-tracker",
+                        "--runs", "2", "-o", str(library), "--rpc-tracker",
                         f"{emulated_rpi4.host}:{emulated_rpi4.port}", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     log = logs / "rpi4" / "mobilenet_v2-0.35-96"

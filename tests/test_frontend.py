@@ -2,13 +2,13 @@
 
 import onnx
 import pytest
+from conftest import run_module
 from onnx import helper
 
-from conftest import run_module
-from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.cli import UserError
-from tvm_mobilenet.frontend import ModelSource, import_model, import_onnx, onnx_input
-from tvm_mobilenet.models import export
+from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.frontend.importer import ModelSource, import_model, import_onnx, onnx_input
+from tvm_mobilenet.models.architectures import architecture
+from tvm_mobilenet.models.onnx_export import export
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_explicit_batch(small_model):
 
 
 def check_cli_error(args: list[str], fragment: str) -> None:
-    result = run_module("build", *args)
+    result = run_module("build", "--model", *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

@@ -5,8 +5,8 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
 
-from tvm_mobilenet.frontend import ModelSource, import_model
-from tvm_mobilenet.graph_passes import fold_constants_with_numpy, prepare
+from tvm_mobilenet.frontend.importer import ModelSource, import_model
+from tvm_mobilenet.transform.graph_passes import fold_constants_with_numpy, prepare
 
 
 def _constant_inputs_only(mod: tvm.IRModule) -> list[str]:

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 from conftest import PROJECT_ROOT
-from tvm_mobilenet.intrinsics import FRAMES_WITH_SOURCE, light_stack
+
+from tvm_mobilenet.tuning.intrinsics import FRAMES_WITH_SOURCE, light_stack
 
 # Prints how many intrinsics are registered and a hash of their TVMScript.
 INTRINSICS_DIGEST = """
@@ -52,7 +53,7 @@ def _digest(importer: str) -> str:
 
 
 def test_intrinsics_imported_the_light_way_are_tvms_own():
-    light = _digest("from tvm_mobilenet.intrinsics import import_tensor_intrinsics\n"
+    light = _digest("from tvm_mobilenet.tuning.intrinsics import import_tensor_intrinsics\n"
                     "import_tensor_intrinsics()")
     count = int(light.split()[0])
     assert count >= 100, light

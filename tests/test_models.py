@@ -4,12 +4,12 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-
 from conftest import run_module
-from tvm_mobilenet import reference
-from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.models import export
-from tvm_mobilenet.verify import compare, seeded_inputs
+
+from tvm_mobilenet.evaluate.verify import compare, seeded_inputs
+from tvm_mobilenet.models.architectures import architecture
+from tvm_mobilenet.models.onnx_export import export
+from tvm_mobilenet.reference import interpreter as reference
 
 CONFIGS = [("mobilenet_v1", 1.0, 224), ("mobilenet_v1", 0.5, 160),
            ("mobilenet_v2", 1.0, 224), ("mobilenet_v2", 0.5, 128), ("mobilenet_v2", 1.4, 96)]

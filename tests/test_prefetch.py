@@ -8,13 +8,14 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 from tvm.target.codegen import llvm_get_vector_width
 
-from tvm_mobilenet import prefetch, tuning_log
-from tvm_mobilenet.build import find_tuning_log
-from tvm_mobilenet.frontend import ModelSource, import_model
-from tvm_mobilenet.graph_passes import prepare
-from tvm_mobilenet.schedules import UNROLL_CHOICES, pointwise_order, space_generator
-from tvm_mobilenet.targets import load_target
-from tvm_mobilenet.tasks import extract_tasks, lower_for_tuning
+from tvm_mobilenet.compile.build import find_tuning_log
+from tvm_mobilenet.frontend.importer import ModelSource, import_model
+from tvm_mobilenet.target.presets import load_target
+from tvm_mobilenet.transform import prefetch
+from tvm_mobilenet.transform.graph_passes import prepare
+from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.schedules import UNROLL_CHOICES, pointwise_order, space_generator
+from tvm_mobilenet.tuning.tasks import extract_tasks, lower_for_tuning
 
 
 @pytest.fixture(scope="module")

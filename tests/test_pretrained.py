@@ -3,17 +3,19 @@ onnxruntime and the NumPy reference on real photos, and the classify command."""
 
 import numpy as np
 import pytest
-
 from conftest import run_module
 from test_models import onnxruntime_run
-from tvm_mobilenet import imagenet, pretrained, reference
-from tvm_mobilenet.cli import UserError
-from tvm_mobilenet.build import build_library
-from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
-from tvm_mobilenet.rpc import EMULATED_LABEL
-from tvm_mobilenet.runner import load, load_local
-from tvm_mobilenet.targets import load_target
-from tvm_mobilenet.verify import DEFAULT_RTOL, compare
+
+from tvm_mobilenet.compile.build import build_library
+from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.evaluate import imagenet
+from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, compare
+from tvm_mobilenet.frontend.importer import ModelSource, import_model, onnx_model
+from tvm_mobilenet.models import pretrained
+from tvm_mobilenet.reference import interpreter as reference
+from tvm_mobilenet.runtime.rpc import EMULATED_LABEL
+from tvm_mobilenet.runtime.runner import load, load_local
+from tvm_mobilenet.target.presets import load_target
 
 SOURCE = ModelSource(pretrained.NAME)
 PHOTOS = ("skimage:chelsea", "skimage:coffee")

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-
 from conftest import run_module
-from tvm_mobilenet.cli import UserError
-from tvm_mobilenet.targets import host_cores, load_target
+
+from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.target.presets import host_cores, load_target
 
 
 def test_host_preset_detects_cpu_and_cores():

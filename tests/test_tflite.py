@@ -1,13 +1,13 @@
 """TFLite import: a file we write (no TensorFlow here) compiles and matches the ONNX reference."""
 
 import numpy as np
-
 from conftest import run_module
-from tvm_mobilenet import reference
-from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.models import export
-from tvm_mobilenet.runner import load_local
-from tvm_mobilenet.verify import DEFAULT_RTOL, compare, seeded_inputs
+
+from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, compare, seeded_inputs
+from tvm_mobilenet.models.architectures import architecture
+from tvm_mobilenet.models.onnx_export import export
+from tvm_mobilenet.reference import interpreter as reference
+from tvm_mobilenet.runtime.runner import load_local
 
 
 def test_tflite_library_matches_reference(tmp_path):
@@ -15,7 +15,7 @@ def test_tflite_library_matches_reference(tmp_path):
     exported = run_module("models", "export", "mobilenet_v2", "--alpha", "0.5", "--resolution",
                           "96", "--seed", "3", "-o", str(path))
     assert exported.returncode == 0, exported.stderr
-    built = run_module("build", str(path), "-o", str(lib))
+    built = run_module("build", "--model", str(path), "-o", str(lib))
     assert built.returncode == 0, built.stderr
     library = load_local(lib)
     assert library.info.input_shape == (1, 96, 96, 3)  # TFLite is NHWC
@@ -29,5 +29,5 @@ def test_tflite_library_matches_reference(tmp_path):
 def test_garbage_tflite_file_is_rejected(tmp_path):
     path = tmp_path / "junk.tflite"
     path.write_bytes(b"\x00\x01garbage" * 10)
-    result = run_module("build", str(path), "-o", str(tmp_path / "x.so"))
+    result = run_module("build", "--model", str(path), "-o", str(tmp_path / "x.so"))
     assert result.returncode == 2 and "not a readable TFLite model" in result.stderr

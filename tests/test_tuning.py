@@ -1,5 +1,6 @@
 """Tuning: exact task classification, resumable logs, verified tuned builds, clear log errors."""
 
+import logging
 import os
 import shutil
 from collections import Counter
@@ -7,25 +8,31 @@ from collections import Counter
 import numpy as np
 import pytest
 import tvm
+from conftest import run_module
 from tvm.s_tir import Schedule
 from tvm.s_tir import meta_schedule as ms
 from tvm.target.codegen import llvm_get_vector_width
 
-from conftest import run_module
-from tvm_mobilenet import selection, tuning_log
-from tvm_mobilenet.architectures import architecture
-from tvm_mobilenet.build import build_library, find_tuning_log, log_target_name
-from tvm_mobilenet.cli import UserError
-from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
-from tvm_mobilenet.runner import load_local
-from tvm_mobilenet.schedules import (POINTWISE_ORDERS, depthwise_space, pointwise_order,
-                                     pointwise_space, space_generator)
-from tvm_mobilenet.selection import best_record, select
-from tvm_mobilenet.targets import host_cpu, load_target
-from tvm_mobilenet.tasks import extract_tasks
-from tvm_mobilenet.tune import logged_tasks
-from tvm_mobilenet.tuner import tune_tasks
-from tvm_mobilenet.verify import DEFAULT_RTOL, verify_library
+from tvm_mobilenet.compile.build import build_library, find_tuning_log, log_target_name
+from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, verify_library
+from tvm_mobilenet.frontend.importer import ModelSource, import_model, onnx_model
+from tvm_mobilenet.models.architectures import architecture
+from tvm_mobilenet.pipeline import logged_tasks
+from tvm_mobilenet.runtime.runner import load_local
+from tvm_mobilenet.target.presets import host_cpu, load_target
+from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning import selection
+from tvm_mobilenet.tuning.schedules import (
+    POINTWISE_ORDERS,
+    depthwise_space,
+    pointwise_order,
+    pointwise_space,
+    space_generator,
+)
+from tvm_mobilenet.tuning.selection import best_record, select
+from tvm_mobilenet.tuning.tasks import extract_tasks
+from tvm_mobilenet.tuning.tuner import tune_tasks
 
 POINTWISE_LAYERS = ("pointwise", "expand", "project")
 #: The committed logs' folder for the AMD Zen 4 machine they were tuned on (read on any CPU).
@@ -118,16 +125,32 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
     assert info.tuning_log == str(log)
     comparisons = verify_library(load_local(library_path), onnx_model(SMALL))
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons)
+    # A slim log keeps each task's fastest records and the picks, counts the trials it had,
+    # and both picking and resuming work from it.
+    fastest = {task.name: [str(r.trace) for r in database.get_top_k(
+        database.commit_workload(task.mod), 2)] for task in chosen}
+    assert tuning_log.slim(log, keep=2) == (8, 4)
+    slim = tuning_log.open_database(log)
+    for task in chosen:
+        kept = slim.get_top_k(slim.commit_workload(task.mod), 100)
+        assert [str(r.trace) for r in kept] == fastest[task.name]
+    assert tuning_log.trials_spent(log) == 8 and tuning_log.has_selection(log)
+    assert sum(p.trials for p in tune_tasks(chosen, preset.tvm_target, log, trials=8)) == 4
+    assert tuning_log.has_selection(log), "a finished tune stays finished after slimming"
+    tune_tasks(chosen, preset.tvm_target, log, trials=10)
+    assert tuning_log.record_count(log) == 6
+    assert len(select(chosen, preset.tvm_target, log, (1, 2))) == 2
 
 
-def test_a_cpu_without_a_log_of_its_own_builds_with_another_cpus(tmp_path, capsys):
+def test_a_cpu_without_a_log_of_its_own_builds_with_another_cpus(tmp_path, caplog):
     """Host presets keep a log per CPU model; a build on a CPU with none borrows the same
     preset's log from another CPU (with a warning), never another preset's."""
+    caplog.set_level(logging.INFO, logger="tvm_mobilenet")
     preset = load_target("x86")
     assert log_target_name(preset) == f"x86-{host_cpu()}"
     label = "mobilenet_v1-1.0-224"
     assert find_tuning_log(preset, label, root=tmp_path) is None
-    assert "building untuned" in capsys.readouterr().out
+    assert "building untuned" in caplog.text
     committed = tuning_log.log_dir(ZNVER4, label)
     other_preset = tuning_log.log_dir("x86-avx2-haswell", label, tmp_path)
     shutil.copytree(committed, other_preset)
@@ -137,15 +160,14 @@ def test_a_cpu_without_a_log_of_its_own_builds_with_another_cpus(tmp_path, capsy
     other_cpu = tuning_log.log_dir("x86-othercpu", label, tmp_path)
     shutil.copytree(committed, other_cpu)
     assert find_tuning_log(preset, label, root=tmp_path) == other_cpu
-    out = capsys.readouterr().out
-    assert "no tuning log for this CPU" in out and "was tuned for" in out
+    assert "no tuning log for this CPU" in caplog.text and "was tuned for" in caplog.text
     own = tuning_log.log_dir(log_target_name(preset), label, tmp_path)
     shutil.copytree(committed, own)
     assert find_tuning_log(preset, label, root=tmp_path) == own
 
 
 def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_path, monkeypatch,
-                                                                          capsys):
+                                                                          caplog):
     """MobileNetV2's stem is MobileNetV1's: a pick weighs every log of the target that has the
     task, re-measured side by side; a log being tuned is left alone."""
     preset = load_target("x86")
@@ -156,7 +178,7 @@ def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_pat
     tune_tasks([task], target, mine, trials=1)
     others = tuning_log.open_database(other)
     borrowable = [str(r.trace) for r in others.get_top_k(others.commit_workload(task.mod), 10)
-                  if r.run_secs and selection.mean_seconds(r) < selection.FAILED_SECONDS]
+                  if r.run_secs and selection.mean_seconds(r) < tuning_log.FAILED_SECONDS]
     assert borrowable
     measured = []
     original = selection._measure
@@ -173,7 +195,7 @@ def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_pat
     with tuning_log.exclusive(other):  # as while it is tuned
         select([task], target, mine, (1,))
     assert measured[-1] == 1
-    assert "not borrowing records from other: " in capsys.readouterr().out
+    assert "not borrowing records from other: " in caplog.text
     # The same model's log from another CPU (`tune` passes `build.other_cpu_logs`) lends too.
     other_cpu = tuning_log.log_dir("x86-othercpu", "mine", tmp_path)
     shutil.copytree(other, other_cpu)
@@ -213,9 +235,12 @@ def test_second_tuner_on_same_log_is_refused(tmp_path):
 
 
 def test_build_cli_reports_corrupted_log(tmp_path):
-    (tmp_path / tuning_log.RECORD_FILE).write_text("garbage\n[0, [1, 2, 3, 4]]\n")
-    result = run_module("build", "mobilenet_v1", "--alpha", "0.25", "--resolution", "64",
-                        "--tuning-logs", str(tmp_path), "-o", str(tmp_path / "x.so"))
+    log = tuning_log.log_dir(log_target_name(load_target("x86")), "mobilenet_v1-0.25-64",
+                             tmp_path)
+    log.mkdir(parents=True)
+    (log / tuning_log.RECORD_FILE).write_text("garbage\n[0, [1, 2, 3, 4]]\n")
+    result = run_module("build", "--model", "mobilenet_v1", "--alpha", "0.25", "--resolution",
+                        "64", "--log-dir", str(tmp_path), "-o", str(tmp_path / "x.so"))
     assert result.returncode == 2
     assert "database_tuning_record.json line 1" in result.stderr
 
@@ -226,7 +251,7 @@ def test_unknown_op_kind_is_rejected():
 
 
 def test_plot_of_committed_summary(tmp_path):
-    from tvm_mobilenet.tuning_plot import plot_task_latencies
+    from tvm_mobilenet.tuning.plot import plot_task_latencies
 
     summary = tuning_log.read_summary(tuning_log.log_dir(ZNVER4, "mobilenet_v1-1.0-224"))
     path = tmp_path / "v1.png"
@@ -247,7 +272,7 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
 
     command = [sys.executable, "-m", "tvm_mobilenet.tune", "--model", "mobilenet_v1",
                "--alpha", "0.25", "--resolution", "64", "--ops", "pointwise", "--trials", "400",
-               "--log-dir", str(tmp_path), "-o", str(tmp_path / "v1.so"), "--repeat", "5"]
+               "--log-dir", str(tmp_path), "-o", str(tmp_path / "v1.so"), "--runs", "5"]
     log = tuning_log.log_dir(log_target_name(load_target("x86")), "mobilenet_v1-0.25-64", tmp_path)
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -265,7 +290,7 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     assert 20 <= kept < 400
     tuning_log.check_log(log)  # every kept line is a whole record
     resumed = run_module("tune", *command[3:-4], "--trials", str(kept + 9), "-o",
-                         str(tmp_path / "v1.so"), "--repeat", "5")
+                         str(tmp_path / "v1.so"), "--runs", "5")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"({kept} records so far)" in resumed.stdout
     assert "picking each task's schedule" in resumed.stdout and tuning_log.has_selection(log)

@@ -8,22 +8,28 @@ import sys
 import numpy as np
 import pytest
 import tvm
+from conftest import PROJECT_ROOT, run_module
 from tvm import te
 from tvm.s_tir import dlight
 from tvm.s_tir import meta_schedule as ms
 
-from conftest import PROJECT_ROOT, run_module
-from tvm_mobilenet import tuning_log
-from tvm_mobilenet.build import LibraryInfo, build_library
-from tvm_mobilenet.gpu_tuning import (ReferenceOutputs, WgpuRunner, check_shader_sizes,
-                                      wgsl_build, wgsl_export)
-from tvm_mobilenet.frontend import ModelSource, import_model, onnx_model
-from tvm_mobilenet.runner import VulkanLibrary, open_library
-from tvm_mobilenet.targets import load_target
-from tvm_mobilenet.tasks import extract_tasks
-from tvm_mobilenet.tuner import tune_tasks
-from tvm_mobilenet.verify import DEFAULT_RTOL, verify_library
-from tvm_mobilenet.wgpu_executor import VulkanUnavailable, open_device
+from tvm_mobilenet.compile.build import build_library
+from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, verify_library
+from tvm_mobilenet.frontend.importer import ModelSource, import_model, onnx_model
+from tvm_mobilenet.gpu.tuning import (
+    ReferenceOutputs,
+    WgpuRunner,
+    check_shader_sizes,
+    wgsl_build,
+    wgsl_export,
+)
+from tvm_mobilenet.gpu.wgpu_executor import VulkanUnavailable, open_device
+from tvm_mobilenet.runtime.library import LibraryInfo
+from tvm_mobilenet.runtime.runner import VulkanLibrary, open_library
+from tvm_mobilenet.target.presets import load_target
+from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.tasks import extract_tasks
+from tvm_mobilenet.tuning.tuner import tune_tasks
 
 SMALL = ModelSource("mobilenet_v2", 0.35, 96)
 
@@ -64,8 +70,8 @@ def test_plan_folder_runs_without_tvm(plan_folder):
     script = (
         "import sys; sys.modules['tvm'] = None; sys.modules['tvm_ffi'] = None\n"
         "from pathlib import Path; import numpy as np\n"
-        "from tvm_mobilenet.gpu_plan import Plan\n"
-        "from tvm_mobilenet.wgpu_executor import WgpuExecutor, open_device\n"
+        "from tvm_mobilenet.gpu.plan import Plan\n"
+        "from tvm_mobilenet.gpu.wgpu_executor import WgpuExecutor, open_device\n"
         f"plan = Plan.load(Path({str(plan_folder)!r}))\n"
         "x = np.random.default_rng(0).standard_normal(plan.inputs[0][0]).astype('float32')\n"
         "np.save(sys.argv[1], WgpuExecutor(plan, open_device()[1]).run(x))\n")
@@ -144,6 +150,6 @@ def test_the_gpu_runner_fails_candidates_that_compute_wrong_outputs(vulkan, tmp_
 
 
 def test_bench_labels_a_cpu_vulkan_adapter(plan_folder):
-    result = run_module("bench", str(plan_folder), "--repeat", "3")
+    result = run_module("bench", str(plan_folder), "--runs", "3")
     assert result.returncode == 0, result.stderr
     assert "Vulkan" in result.stdout

@@ -1,0 +1,46 @@
+"""A deploy bundle: a built library plus everything a device needs to verify it by itself.
+
+    python -m tvm_mobilenet.bundle out/rpi4-mobilenet_v2.so -o bundle/
+    scp -r bundle/ pi@raspberrypi:  &&  ssh pi@raspberrypi python3 bundle/run.py
+
+The folder holds ``model.so``, ``model.json`` (input/output spec, model, target), a seeded
+``input.npy`` with the NumPy reference's ``expected.npy`` logits, and ``run.py``
+(`on_device.py`), which needs only NumPy and TVM's runtime on the device.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from tvm_mobilenet.deploy import on_device
+from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.evaluate.verify import seeded_inputs
+from tvm_mobilenet.frontend.importer import ModelSource, onnx_model
+from tvm_mobilenet.reference import interpreter as reference
+from tvm_mobilenet.runtime.library import LibraryInfo
+
+BUNDLE_INPUT_SEED = 2024
+
+
+def write_bundle(library: Path, directory: Path) -> Path:
+    """Fill `directory` with `library`, its spec, verification data and run.py."""
+    if not library.is_file():
+        raise UserError(f"library {library} does not exist")
+    info = LibraryInfo.load(library)
+    model = onnx_model(ModelSource(**info.source))
+    x = seeded_inputs(info.input_shape, 1, BUNDLE_INPUT_SEED)[0]
+    expected = reference.run(model, {info.input_name: x})[0]
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(library, directory / "model.so")
+    spec = asdict(info) | {"output_shape": list(expected.shape), "input_dtype": "float32",
+                           "input_layout": "NCHW"}
+    (directory / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
+    np.save(directory / "input.npy", x)
+    np.save(directory / "expected.npy", expected)
+    shutil.copyfile(on_device.__file__, directory / "run.py")
+    return directory

@@ -1,0 +1,32 @@
+"""Classify a photo with torchvision's ImageNet MobileNetV2, compiled by TVM.
+
+    python -m tvm_mobilenet.classify skimage:chelsea
+    python -m tvm_mobilenet.classify photo.jpg --lib out/x86-mobilenet_v2_imagenet.so --top 3
+    python -m tvm_mobilenet.classify skimage:coffee --target rpi4 --rpc-tracker HOST:9190
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tvm_mobilenet.compile.build import build_library, find_tuning_log
+from tvm_mobilenet.frontend.importer import ModelSource, import_model
+from tvm_mobilenet.models import pretrained
+from tvm_mobilenet.target.presets import load_target
+
+logger = logging.getLogger(__name__)
+
+
+def default_library(target: str) -> Path:
+    """out/<target>-mobilenet_v2_imagenet.so, built the first time it is needed, with the
+    model's tuning log for that target if there is one."""
+    preset = load_target(target)
+    suffix = "" if preset.device == "vulkan" else ".so"  # Vulkan builds are folders
+    path = Path("out") / f"{preset.name}-{pretrained.NAME}{suffix}"
+    if not path.is_file():
+        source = ModelSource(pretrained.NAME)
+        logger.info(f"building {path} (once)")
+        log = find_tuning_log(preset, source.tuning_label)
+        build_library(import_model(source), preset, path, source, log)
+    return path

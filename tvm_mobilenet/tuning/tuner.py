@@ -1,0 +1,223 @@
+"""MetaSchedule tuning of a model's tasks: our search spaces, XGBoost cost model, resumable log.
+
+The tuner is MetaSchedule's own parts put together (`tune_tasks` with an evolutionary search,
+`XGBModel`, `LocalBuilder`/`LocalRunner`, a `JSONDatabase`); what we add is the search space
+per task kind (`schedules.py`), a lighter build function, progress, and a clean stop on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import tvm
+from tqdm import tqdm
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+
+from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.runtime.rpc import Endpoint
+from tvm_mobilenet.target.linker import Linker
+from tvm_mobilenet.target.presets import host_cores
+from tvm_mobilenet.transform import prefetch
+from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.intrinsics import import_tensor_intrinsics
+from tvm_mobilenet.tuning.schedules import space_generator
+from tvm_mobilenet.tuning.tasks import Task
+
+logger = logging.getLogger(__name__)
+
+#: Most candidates built and measured per round of a task (small: progress stays visible and
+#: Ctrl-C loses at most one round); fewer when the budget is small, so every task gets some.
+MAX_TRIALS_PER_ROUND = 16
+POPULATION = 256
+#: GPU spaces (MetaSchedule's rules: thread binding, shared-memory staging) are much slower to
+#: sample and evolve than our CPU spaces, so their population is smaller.
+GPU_POPULATION = 64
+#: Runs per candidate, each with the kernel's weights and output flushed from the caches (its
+#: input stays warm): in a model, a kernel's input was just written by the previous kernel but
+#: its weights were last touched one inference ago. Warm-weight timings favour schedules that
+#: re-read weights per pixel tile, which run up to 2x slower in the model (7x7x1024 pointwise).
+COLD_RUNS = 10
+#: Seconds a device may take to measure one candidate (an emulated device is ~50x slower).
+DEVICE_MEASURE_TIMEOUT_S = 120
+
+
+def export_shared(linker: Linker, module: tvm.runtime.Module) -> str:
+    """Link a candidate into a .so with `linker` (a cross compiler for device targets), so
+    that the device loads it without a compiler of its own."""
+    path = os.path.join(tempfile.mkdtemp(prefix="tvm_mobilenet_candidate_"), "candidate.so")
+    module.export_library(path, fcompile=linker.fcompile())
+    return path
+
+
+def builder_and_runner(device: Endpoint | None, linker: Linker | None, gpu_target: dict | None,
+                       tasks: list[Task]) -> tuple[ms.builder.Builder, ms.runner.Runner]:
+    """Builder and runner of `tasks`: this machine's CPU; WGSL kernels checked and timed on
+    this machine's Vulkan GPU (`gpu_target`: the webgpu target they are generated for); or
+    cross-compiled candidates timed on the device `device` (a tracker key) through
+    MetaSchedule's RPCRunner."""
+    evaluator = ms.runner.EvaluatorConfig(number=1, repeat=COLD_RUNS, min_repeat_ms=0,
+                                          enable_cpu_cache_flush=True)
+    if gpu_target is not None:
+        from tvm_mobilenet.gpu.tuning import ReferenceOutputs, WgpuRunner, wgsl_build, wgsl_export
+
+        return (ms.builder.LocalBuilder(f_build=functools.partial(wgsl_build, gpu_target),
+                                        f_export=wgsl_export, max_workers=host_cores(),
+                                        timeout_sec=120),
+                WgpuRunner(ReferenceOutputs([task.mod for task in tasks])))
+    if device is None:
+        return (ms.builder.LocalBuilder(f_build=light_build, max_workers=host_cores(),
+                                        timeout_sec=60),
+                ms.runner.LocalRunner(timeout_sec=30, evaluator_config=evaluator))
+    if not device.key:
+        raise UserError("tuning on a device needs an RPC tracker and key (MetaSchedule's "
+                        "RPCRunner asks a tracker for devices): pass --rpc-tracker and --rpc-key")
+    if linker is None:
+        raise UserError("tuning on a device needs the target preset's cross compiler")
+    config = ms.runner.RPCConfig(tracker_host=device.host, tracker_port=device.port,
+                                 tracker_key=device.key, session_priority=1,
+                                 session_timeout_sec=DEVICE_MEASURE_TIMEOUT_S)
+    return (ms.builder.LocalBuilder(f_build=light_build,
+                                    f_export=functools.partial(export_shared, linker),
+                                    max_workers=host_cores(), timeout_sec=60),
+            ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator, max_workers=1))
+
+
+def light_build(mod: tvm.IRModule, target: tvm.target.Target, _params: dict | None) -> tvm.Module:
+    """MetaSchedule's default build minus its `import tvm.s_tir.tensor_intrin`, which costs
+    ~13 s in every fresh builder process (float32 kernels tensorize nothing at build time),
+    plus our weight prefetch (`prefetch.PIPELINE`), as the library will run it."""
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod),
+                          target=target, pipeline=prefetch.PIPELINE)
+
+
+@dataclass
+class TaskProgress:
+    task: Task
+    trials: int = 0
+    best_seconds: float = math.inf
+
+    @property
+    def best_gflops(self) -> float:
+        return self.task.flops / self.best_seconds / 1e9 if self.best_seconds < math.inf else 0.0
+
+
+@derived_object
+class ProgressCallback(ms.measure_callback.PyMeasureCallback):
+    """Progress bars (overall and current task) and a graceful stop on Ctrl-C."""
+
+    def __init__(self, progress: list[TaskProgress], total: int) -> None:
+        super().__init__()
+        self.progress = progress
+        self.overall = tqdm(total=total, desc="tuning", unit="trial", position=0,
+                            dynamic_ncols=True)
+        self.current = tqdm(desc="task", position=1, leave=False, dynamic_ncols=True,
+                            bar_format="  {desc}: {n} trials this run{postfix}")
+        self.current_task = -1
+        self.stop_requested = False
+        self.stopped = False
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results,
+              runner_results) -> None:
+        state = self.progress[task_id]
+        for result in runner_results:
+            if result.error_msg is None and result.run_secs:
+                seconds = sum(float(s) for s in result.run_secs) / len(result.run_secs)
+                state.best_seconds = min(state.best_seconds, seconds)
+        state.trials += len(runner_results)
+        if task_id != self.current_task:
+            self.current_task = task_id
+            self.current.reset()
+            self.current.set_description(f"{state.task.kind} {state.task.shape}")
+        self.current.update(len(runner_results))
+        self.current.set_postfix_str(f"best {state.best_gflops:.1f} GFLOP/s")
+        self.overall.update(len(runner_results))
+        if self.stop_requested and not self.stopped:
+            self.stopped = True
+            for index in range(len(self.progress)):
+                try:
+                    task_scheduler.terminate_task(index)
+                except RuntimeError:  # the task had already used its budget
+                    pass
+
+    def close(self) -> None:
+        self.current.close()
+        self.overall.close()
+
+
+def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: int,
+               seed: int = 0, device: Endpoint | None = None, linker: Linker | None = None,
+               gpu_target: dict | None = None) -> list[TaskProgress]:
+    """Tune `tasks` until the log holds about `trials` records for them (resumes a log;
+    a slim log counts the records it was slimmed from, `tuning_log.trials_spent`).
+
+    Candidates run on this machine's CPU; with `device` (a tracker and key) on that device,
+    linked by `linker`; with `gpu_target` (a webgpu target) on this machine's Vulkan GPU, with
+    MetaSchedule's GPU rules for `target` (a vulkan stand-in) instead of our CPU spaces.
+
+    Ctrl-C stops after the round in flight (then KeyboardInterrupt is raised); every finished
+    trial stays in the log.
+    """
+    database = tuning_log.open_database(log)
+    done = {task.name: len(database.get_top_k(database.commit_workload(task.mod), 10**6))
+            for task in tasks}
+    # A slim log counts the trials it was slimmed from, so a finished tune stays finished.
+    remaining = trials - max(sum(done.values()), tuning_log.trials_spent(log))
+    progress = [TaskProgress(task, trials=done[task.name]) for task in tasks]
+    if remaining <= 0 or not tasks:
+        return progress
+    tuning_log.discard_selection(log)  # new records may beat the picks
+    if device is None and gpu_target is None:
+        # Kernels measured here use TVM's thread pool: give it every core the target has.
+        os.environ["TVM_NUM_THREADS"] = str(target.attrs["num-cores"])
+    builder, runner = builder_and_runner(device, linker, gpu_target, tasks)
+    import_tensor_intrinsics()  # TuneContext imports them: 15-90 s, unless done this way
+    contexts = [
+        ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
+                       space_generator=(ms.space_generator.PostOrderApply() if gpu_target
+                                        else space_generator(task.kind, target)),
+                       search_strategy=ms.search_strategy.EvolutionarySearch(
+                           population_size=GPU_POPULATION if gpu_target else POPULATION,
+                           init_min_unmeasured=32),
+                       rand_state=seed + index + 1, num_threads=host_cores())
+        for index, task in enumerate(tasks)]
+    callback = ProgressCallback(progress, remaining)
+    previous_handler = signal.signal(signal.SIGINT, _request_stop(callback))
+    per_round = max(1, min(MAX_TRIALS_PER_ROUND, remaining // len(tasks)))
+    per_task = max(per_round, math.ceil(2 * remaining / len(tasks)))
+    try:
+        with tempfile.TemporaryDirectory(prefix="tvm_mobilenet_tune_") as scratch:
+            ms.tune_tasks(
+                tasks=contexts, task_weights=[float(task.weight) for task in tasks],
+                work_dir=scratch, max_trials_global=remaining, max_trials_per_task=per_task,
+                num_trials_per_iter=per_round,
+                builder=builder, runner=runner,
+                database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=host_cores()),
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   callback],
+                task_scheduler=ms.task_scheduler.GradientBased(seed=seed))
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        callback.close()
+    if callback.stop_requested:
+        logger.info("stopped on Ctrl-C; finished trials are in the log, run again to resume")
+        raise KeyboardInterrupt
+    return progress
+
+
+def _request_stop(callback: ProgressCallback):
+    def handler(_signum, _frame) -> None:
+        callback.stop_requested = True
+        tqdm.write("Ctrl-C: stopping after the round in flight (Ctrl-C again kills)")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return handler
