@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.resources import DATA_DIR
 
 RESIZE = 256
 CROP = 224
@@ -56,7 +56,7 @@ def preprocess(image: Image.Image) -> np.ndarray:
 
 def class_names() -> list[str]:
     """The 1,000 class names in index order (``data/imagenet_classes.txt``)."""
-    text = resources.files(__package__).joinpath("data/imagenet_classes.txt").read_text("utf-8")
+    text = (DATA_DIR / "imagenet_classes.txt").read_text("utf-8")
     return [line for line in text.splitlines() if not line.startswith("#")]
 
 
