@@ -8,7 +8,7 @@ Logs live in tuning_logs/<target>/<model>/ and are resumed: ``--trials`` is the 
 should hold for the tuned tasks, so a second run continues where the first stopped (or does
 nothing when the log is complete). Ctrl-C stops after the round in flight. After tuning on
 this machine, each task's fastest records are measured again at 1 thread and at all cores to
-pick the schedule the library is built with (`selection.py`).
+pick the schedule the library is built with (`tuning/selection.py`).
 """
 
 from __future__ import annotations

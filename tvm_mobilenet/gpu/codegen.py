@@ -1,4 +1,4 @@
-"""Compile a model for a Vulkan GPU with TVM's WebGPU code generator, into a `gpu_plan.Plan`.
+"""Compile a model for a Vulkan GPU with TVM's WebGPU code generator, into a `gpu.plan.Plan`.
 
 The TVM wheel has no Vulkan code generator or runtime, but it does generate WGSL compute
 shaders, which wgpu (naga) turns into SPIR-V for Vulkan. We lower the model with TVM's generic

@@ -1,5 +1,5 @@
 """A compiled model for a Vulkan GPU as plain data: WGSL kernels, the ordered launches of the
-model's `main`, its memory plan and its weights. Written by `gpu_build.compile_plan`, run by
+model's `main`, its memory plan and its weights. Written by `gpu.codegen.compile_plan`, run by
 `wgpu_executor`; saved as a folder that needs only NumPy and `wgpu` (no TVM) to run.
 
     plan.json       kernels (entry point, bindings, launch sizes), launches, values, input/output

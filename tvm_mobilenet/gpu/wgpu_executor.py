@@ -1,4 +1,4 @@
-"""Run a `gpu_plan.Plan` on a Vulkan device through `wgpu` (wgpu-native: naga translates the
+"""Run a `gpu.plan.Plan` on a Vulkan device through `wgpu` (wgpu-native: naga translates the
 WGSL to SPIR-V for Vulkan). This is the one piece the TVM wheel lacks: it has TVM's WebGPU code
 generator but no WebGPU or Vulkan runtime. Needs only NumPy and wgpu.
 

@@ -1,7 +1,8 @@
 """Plain NumPy kernels (NCHW, float64) for the operators MobileNets are made of.
 
 They are deliberately simple and independent of TVM and onnxruntime: the reference
-interpreter (`reference.py`) and the weight calibration (`weights.py`) both use them.
+interpreter (`reference/interpreter.py`) and the weight calibration (`models/weights.py`)
+both use them.
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def vulkan_device():
 
 
 class VulkanLibrary(Library):
-    """A Vulkan build (a `gpu_plan` folder) run by our wgpu executor on this machine's first
+    """A Vulkan build (a `gpu.plan` folder) run by our wgpu executor on this machine's first
     Vulkan adapter. Reports name the adapter, "emulated GPU" for a CPU one (lavapipe)."""
 
     def __init__(self, path: Path, info: LibraryInfo) -> None:

@@ -22,7 +22,7 @@ from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.resources import PRESETS_DIR
 
 #: Where a library runs: this machine's CPU, a device reached through TVM's RPC, or this
-#: machine's Vulkan GPU (through wgpu, see wgpu_executor.py).
+#: machine's Vulkan GPU (through wgpu, see gpu/wgpu_executor.py).
 DEVICES = ("host", "rpc", "vulkan")
 #: Names that stand for a preset.
 ALIASES = {"arm_cpu": "rpi4"}

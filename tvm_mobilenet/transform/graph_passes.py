@@ -7,7 +7,7 @@ every tuned workload is found again at compile time.
    conversion. They are turned back into Relax ``maximum``/``minimum`` with constant bounds.
 2. Convolutions are converted to NHWC activations with HWIO weights: the output-channel axis
    is innermost in activations *and* weights, so even an untuned kernel's inner loop loads and
-   stores whole vectors (tuned kernels go further and repack their weights: `schedules.py`).
+   stores whole vectors (tuned kernels go further and repack their weights: `tuning/schedules.py`).
    Measured: NHWC kernels beat NCHW ones at equal tuning budgets, 3x for depthwise 3×3, 1.3x
    for pointwise convs.
 3. Constants are folded, so weight transposes cost nothing at run time. The ops the ONNX

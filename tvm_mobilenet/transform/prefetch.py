@@ -8,7 +8,7 @@ tuner does), MobileNetV1's 14×14×512→512 conv took 719 µs against 529 µs w
 `insert_weight_prefetch` adds one to the scheduled TIR: in the innermost serial loop that walks
 a large weight buffer, each iteration prefetches the cache lines that the iteration
 `PREFETCH_BYTES` ahead reads (``tirx.prefetch``, which LLVM lowers to ``prefetcht0`` on x86
-and ``prfm`` on ARM). Measured on session 12's from-empty picks at 1 thread, cold weights:
+and ``prfm`` on ARM). Measured on picks from logs tuned from empty, at 1 thread, cold weights:
 every pointwise conv of MobileNetV1 and V2 with ≥ 64 KiB of weights got 4–24% faster.
 
 `PIPELINE` is TVM's default TIR pipeline with this pass in front, plus

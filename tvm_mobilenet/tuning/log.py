@@ -5,7 +5,8 @@
                                                 summary.json            (human-readable)
                                                 selected/               (the records builds use)
 
-A preset that detects this machine's CPU keeps one folder per CPU model (`build.log_target_name`).
+A preset that detects this machine's CPU keeps one folder per CPU model
+(`compile.build.log_target_name`).
 
 MetaSchedule appends one JSON line per measured candidate, so finished trials survive a crash
 or Ctrl-C. Before a log is opened its lines are checked: a torn last line (a crash mid-write)
@@ -36,7 +37,7 @@ WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
-#: A database of one record per task, picked after tuning (`selection.py`).
+#: A database of one record per task, picked after tuning (`tuning/selection.py`).
 SELECTED_DIR = "selected"
 #: Where picks are written while they are made; renamed to `SELECTED_DIR` once all are in.
 PICKING_DIR = "selected.partial"

@@ -25,7 +25,7 @@ that each core finds in its own cache the activations it produced for the layer 
 depthwise convs split image rows; a pointwise conv whose rows split evenly over the cores is
 therefore picked among its "pixels outer" records (`ROW_SPLIT_ORDER`), when the log has any.
 Measured with `python -m tvm_mobilenet.profile` on MobileNetV1 at 2 threads: with its 14×14
-pointwise convs split over out-channels instead (the "channels outer" picks of session 6), the
+pointwise convs split over out-channels instead ("channels outer" picks), the
 14×14×512 depthwise conv took 30–32 µs inside the model against 20 µs cold; with them split
 over rows, 20–22 µs inside the model too.
 

@@ -2,7 +2,8 @@
 
 The tuner is MetaSchedule's own parts put together (`tune_tasks` with an evolutionary search,
 `XGBModel`, `LocalBuilder`/`LocalRunner`, a `JSONDatabase`); what we add is the search space
-per task kind (`schedules.py`), a lighter build function, progress, and a clean stop on Ctrl-C.
+per task kind (`tuning/schedules.py`), a lighter build function, progress, and a clean stop on
+Ctrl-C.
 """
 
 from __future__ import annotations
