@@ -1,11 +1,13 @@
-"""Tuned TVM against untuned TVM, onnxruntime, TFLite (LiteRT + XNNPACK) and ncnn, side by side.
+"""Tuned TVM against TVM on default schedules, untuned TVM, onnxruntime, TFLite (LiteRT +
+XNNPACK) and ncnn, side by side.
 
     python benchmarks/compare.py --models mobilenet_v1,mobilenet_v2 --threads 1,2 --runs 60
 
-For each model (α=1, 224 unless --alpha/--resolution say otherwise; seed 0) one file per runtime is made from the same weights: the
-ONNX graph (onnxruntime), a TFLite flatbuffer written by `tvm_mobilenet.tflite_export`
-(LiteRT), an ncnn model converted from the ONNX file by `pnnx`, and the TVM libraries, tuned
-with the committed log and untuned. Every runtime runs in its own process with the same
+For each model (α=1, 224 unless --alpha/--resolution say otherwise; seed 0) one file per
+runtime is made from the same weights: the ONNX graph (onnxruntime), a TFLite flatbuffer
+written by `models/tflite_export.py` (LiteRT), an ncnn model converted from the ONNX file by `pnnx`, and the TVM libraries, tuned
+with the schedules a build picks (the tuning logs that fit, then defaults), with the target's
+default schedules alone, and untuned. Every runtime runs in its own process with the same
 thread count, so no runtime's spinning thread pool slows another; each process first checks
 its output against the NumPy float64 reference (relative error <= 1e-4). Then the runtimes
 are timed in rounds, A B C, B C A, C A B, ...: each turn is 2 warm-up runs and 5 timed ones,
@@ -43,7 +45,7 @@ from typing import Callable
 import numpy as np
 
 from tvm_mobilenet.cli.common import add_log_dir_arg, default_threads, thread_counts
-from tvm_mobilenet.compile.build import build_library, log_target_name
+from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.evaluate.bench import (
     Runner,
     RuntimeProcess,
@@ -59,9 +61,11 @@ from tvm_mobilenet.models.weights import random_weights
 from tvm_mobilenet.reference import interpreter as reference
 from tvm_mobilenet.runtime.runner import load_local, machine_line
 from tvm_mobilenet.target.presets import load_target
-from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.lookup import compatible_logs, schedules_for
 
 TUNED = "tvm (tuned)"
+#: The same model built with the target's default schedules only (`tuning/defaults.py`).
+DEFAULTS = "tvm (defaults)"
 ROUND_RUNS = 5
 ROUND_WARMUP = 2
 #: Fresh processes per runtime that share its rounds. One process is not enough: three
@@ -115,9 +119,11 @@ RUNNERS: dict[str, Callable[[str, np.ndarray, int], Runner]] = {
     "ncnn": ncnn_runner}
 
 
-def model_files(source: ModelSource, out: Path, log_root: Path, untuned: bool = True
+def model_files(source: ModelSource, out: Path, log_root: Path | None, untuned: bool = True,
+                defaults: bool = True, target: str = "x86"
                 ) -> tuple[dict[str, tuple[str, Path]], np.ndarray, np.ndarray]:
-    """{runtime: (runner kind, file)} for one model (untuned TVM only if `untuned`), its input
+    """{runtime: (runner kind, file)} for one model (TVM on default schedules only if
+    `defaults`, untuned TVM only if `untuned`), its input
     and its reference logits."""
     arch = architecture(source.spec, source.alpha, source.resolution)
     weights = random_weights(arch, 0)
@@ -127,18 +133,19 @@ def model_files(source: ModelSource, out: Path, log_root: Path, untuned: bool = 
     folder = out / arch.label
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
-    preset = load_target("x86")
-    log = tuning_log.log_dir(log_target_name(preset), source.tuning_label, log_root)
-    if tuning_log.record_count(log) == 0:
-        sys.exit(f"no tuning log at {log}: python -m tvm_mobilenet.tune --model {source.spec} "
-                 f"--alpha {source.alpha} --resolution {source.resolution} makes one")
+    preset = load_target(target)
     imported = import_model(source)
-    builds = [(TUNED, "tuned", log)]
+    logs = compatible_logs(preset, source.tuning_label, log_root)
+    builds = [(TUNED, "tuned", schedules_for(imported.mod, preset, logs))]
+    if defaults:
+        builds.append((DEFAULTS, "defaults", schedules_for(imported.mod, preset, [])))
     if untuned:
         builds.append(("tvm (untuned)", "untuned", None))
-    for runtime, name, applied in builds:
+    for runtime, name, schedules in builds:
         library = folder / f"{name}.so"
-        build_library(imported, preset, library, source, applied)
+        build_library(imported, preset, library, source, schedules)
+        if schedules:
+            print(f"{runtime}: {schedules.summary()}", flush=True)
         files[runtime] = ("tvm", library)
     onnx_path = folder / "model.onnx"
     onnx_path.write_bytes(graph.SerializeToString())
@@ -190,8 +197,9 @@ def convert_to_ncnn(pnnx: Path, onnx_path: Path, input_shape: tuple[int, ...]) -
 
 
 def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Path,
-                  log_root: Path, untuned: bool = True, processes: int = PROCESSES) -> list[dict]:
-    files, x, expected = model_files(source, out, log_root, untuned)
+                  log_root: Path | None, untuned: bool = True, processes: int = PROCESSES,
+                  defaults: bool = True, target: str = "x86") -> list[dict]:
+    files, x, expected = model_files(source, out, log_root, untuned, defaults, target)
     label = source.label
     rows = []
     rounds = _rounds(repeat)
@@ -340,6 +348,10 @@ def main() -> None:
     parser.add_argument("--skip-untuned", action="store_true",
                         help="leave untuned TVM out (it takes ~1 s a run for V1), e.g. to afford "
                              "more rounds with --runs")
+    parser.add_argument("--target", default="x86",
+                        help="a host preset for the TVM libraries, e.g. x86-avx2 (default: x86)")
+    parser.add_argument("--skip-defaults", action="store_true",
+                        help="leave out TVM on the target's default schedules alone")
     parser.add_argument("--out", type=Path, default=Path("out/compare"))
     add_log_dir_arg(parser)
     args = parser.parse_args()
@@ -349,7 +361,7 @@ def main() -> None:
     rows = [r for name in args.models.split(",")
             for r in compare_model(ModelSource(name, args.alpha, args.resolution), args.threads,
                                    args.runs, args.out, args.log_dir, not args.skip_untuned,
-                                   args.processes)]
+                                   args.processes, not args.skip_defaults, args.target)]
     table = markdown(rows)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     (args.out / "compare.md").write_text(f"{info['summary']}; {info['cpu']}; {versions}; "

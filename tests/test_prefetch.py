@@ -8,12 +8,12 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 from tvm.target.codegen import llvm_get_vector_width
 
-from tvm_mobilenet.compile.build import find_tuning_log
 from tvm_mobilenet.frontend.importer import ModelSource, import_model
 from tvm_mobilenet.target.presets import load_target
 from tvm_mobilenet.transform import prefetch
 from tvm_mobilenet.transform.graph_passes import prepare
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.lookup import find_tuning_log
 from tvm_mobilenet.tuning.schedules import UNROLL_CHOICES, pointwise_order, space_generator
 from tvm_mobilenet.tuning.tasks import extract_tasks, lower_for_tuning
 

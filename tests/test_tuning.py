@@ -13,7 +13,7 @@ from tvm.s_tir import Schedule
 from tvm.s_tir import meta_schedule as ms
 from tvm.target.codegen import llvm_get_vector_width
 
-from tvm_mobilenet.compile.build import build_library, find_tuning_log, log_target_name
+from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, verify_library
 from tvm_mobilenet.frontend.importer import ModelSource, import_model, onnx_model
@@ -23,9 +23,10 @@ from tvm_mobilenet.runtime.runner import load_local
 from tvm_mobilenet.target.presets import host_cpu, load_target
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning import selection
+from tvm_mobilenet.tuning.lookup import find_tuning_log, log_target_name, schedules_for
 from tvm_mobilenet.tuning.schedules import (
     POINTWISE_ORDERS,
-    depthwise_space,
+    direct_conv_space,
     pointwise_order,
     pointwise_space,
     space_generator,
@@ -121,8 +122,10 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
         assert all(pick.picked[t] > 0 for t in (1, 2))
     assert find_tuning_log(preset, SMALL.label, log) == log
     library_path = tmp_path / "tuned.so"
-    info = build_library(imported, preset, library_path, SMALL, log)
-    assert info.tuning_log == str(log)
+    schedules = schedules_for(imported.mod, preset, [log], defaults=False)
+    assert [schedules.sources[task.name] for task in chosen] == [str(log)] * 2
+    info = build_library(imported, preset, library_path, SMALL, schedules)
+    assert f"2 from {log}" in info.tuning_log
     comparisons = verify_library(load_local(library_path), onnx_model(SMALL))
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons)
     # A slim log keeps each task's fastest records and the picks, counts the trials it had,
@@ -304,7 +307,7 @@ def test_pointwise_order_is_read_off_each_design_space():
     spaces = pointwise_space(2, 16)(Schedule(pointwise.mod, seed=1))
     assert [pointwise_order(s.trace) for s in spaces] == list(POINTWISE_ORDERS)
     depthwise = Schedule(next(t for t in tasks if t.kind == "depthwise").mod, seed=1)
-    depthwise_space(2)(depthwise)
+    direct_conv_space(2)(depthwise)
     assert pointwise_order(depthwise.trace) is None
 
 

@@ -28,6 +28,7 @@ from tvm_mobilenet.runtime.library import LibraryInfo
 from tvm_mobilenet.runtime.runner import VulkanLibrary, open_library
 from tvm_mobilenet.target.presets import load_target
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.lookup import schedules_for
 from tvm_mobilenet.tuning.tasks import extract_tasks
 from tvm_mobilenet.tuning.tuner import tune_tasks
 
@@ -105,8 +106,9 @@ def test_tune_depthwise_and_pointwise_on_vulkan(vulkan, tmp_path):
     assert all(p.trials >= 1 and p.best_seconds < 1.0 for p in progress), progress
     assert tuning_log.record_count(log) >= 2
     folder = tmp_path / "tuned"
-    build_library(import_model(SMALL), preset, folder, SMALL, log)
-    assert LibraryInfo.load(folder).tuning_log == str(log)
+    imported = import_model(SMALL)
+    build_library(imported, preset, folder, SMALL, schedules_for(imported.mod, preset, [log]))
+    assert LibraryInfo.load(folder).tuning_log == f"1 from {log}"
     comparisons = verify_library(open_library(folder), onnx_model(SMALL))
     assert all(c.passes(DEFAULT_RTOL) for c in comparisons), comparisons
 

@@ -36,5 +36,4 @@ def test_installed_wheel_lists_presets_and_builds_with_committed_logs(tmp_path):
     assert (work / "rpi4.so").stat().st_size > 0
     built = run("build", "--model", "mobilenet_v2", "--target", "x86", "-o", str(work / "x86.so"))
     shipped = site / "tvm_mobilenet" / "data" / "tuning_logs"
-    assert f"{shipped}/" in built, built
-    assert "applying tuning log" in built
+    assert "schedules: " in built and f"{shipped}/" in built, built

@@ -24,11 +24,7 @@ import numpy as np
 import tvm
 from tvm.s_tir import meta_schedule as ms
 
-from tvm_mobilenet.compile.build import (
-    build_library,
-    log_target_name,
-    other_cpu_logs,
-)
+from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.evaluate.bench import benchmark, report
 from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, verify_library
@@ -39,6 +35,12 @@ from tvm_mobilenet.runtime.runner import load, set_threads, vulkan_device
 from tvm_mobilenet.target.linker import linker_for
 from tvm_mobilenet.target.presets import TargetPreset, host_cpu, load_target
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.lookup import (
+    compatible_logs,
+    log_target_name,
+    other_cpu_logs,
+    schedules_for,
+)
 from tvm_mobilenet.tuning.plot import plot_task_latencies
 from tvm_mobilenet.tuning.selection import (
     SHORTLIST,
@@ -209,9 +211,11 @@ def run_tuning(args: TuneArgs) -> None:
                 "tasks": entries})
     where = "on the device" if args.device or gpu else "on this machine"
     logger.info(f"[4/5] building {args.output} with the log, verifying it {where} against "
-                f"the NumPy "
-          "reference")
-    build_library(imported, preset, args.output, args.source, log)
+                "the NumPy reference")
+    schedules = schedules_for(imported.mod, preset, compatible_logs(
+        preset, args.source.tuning_label, args.log_dir))
+    logger.info(f"schedules: {schedules.summary()}")
+    build_library(imported, preset, args.output, args.source, schedules)
     library = load(args.output, args.device)
     comparisons = verify_library(library, graph)
     logger.info(verify_report(comparisons, DEFAULT_RTOL))

@@ -26,14 +26,17 @@ from tvm_mobilenet.cli.common import (
     parser_for,
     run_cli,
 )
-from tvm_mobilenet.compile.build import build_library, find_tuning_log
+from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.deploy.bundle import write_bundle
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.frontend.importer import import_model, parse_shape
 from tvm_mobilenet.target.presets import load_target
-from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.lookup import compatible_logs, schedules_for
 
 logger = logging.getLogger(__name__)
+
+#: What `--schedules` may ask for.
+SCHEDULE_CHOICES = ("tuned", "defaults", "plain")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="library file (.so); for Vulkan presets a folder (WGSL kernels, "
                              "launch plan, weights) that runs with wgpu + NumPy")
     add_log_dir_arg(parser)
-    parser.add_argument("--no-tuning-logs", action="store_true",
-                        help="build with TVM's plain schedules, ignoring every tuning log")
+    parser.add_argument("--schedules", choices=SCHEDULE_CHOICES, default="tuned",
+                        help="tuned: each kernel's record from the tuning logs that fit the "
+                             "target, else its default schedule; defaults: the target's default "
+                             "schedules only; plain: TVM's own schedules, the untuned baseline "
+                             "(default: tuned)")
     parser.add_argument("--bundle", type=Path, default=None, metavar="DIR",
                         help="also write a deploy folder (see `tvm-mobilenet bundle`)")
     args = parser.parse_args(argv)
@@ -68,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         imported = import_model(source, shape)
         logger.info(f"imported {args.model} -> Relax, input '{imported.input_name}' "
                     f"{list(imported.input_shape)}")
-        log = None if args.no_tuning_logs else find_tuning_log(
-            preset, source.tuning_label, root=args.log_dir)
-        if log:
-            logger.info(f"applying tuning log {log} ({tuning_log.record_count(log)} records)")
-        build_library(imported, preset, args.output, source, log)
+        schedules = None
+        if args.schedules != "plain":
+            logs = (compatible_logs(preset, source.tuning_label, args.log_dir)
+                    if args.schedules == "tuned" else [])
+            schedules = schedules_for(imported.mod, preset, logs)
+            logger.info(f"schedules: {schedules.summary()}")
+        build_library(imported, preset, args.output, source, schedules)
         print(f"built {args.output} for {preset.name} {preset.target} "
               f"in {time.perf_counter() - start:.1f} s")
         if args.bundle:

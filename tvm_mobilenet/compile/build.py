@@ -26,13 +26,12 @@ from tvm_mobilenet.frontend.importer import (
     ImportedModel,
     ModelSource,
 )
-from tvm_mobilenet.resources import log_root
 from tvm_mobilenet.runtime.library import LibraryInfo
 from tvm_mobilenet.target.linker import linker_for
 from tvm_mobilenet.target.presets import TargetPreset
 from tvm_mobilenet.transform import prefetch
 from tvm_mobilenet.transform.graph_passes import prepare
-from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.lookup import Schedules
 from tvm_mobilenet.tuning.tasks import lower_for_tuning
 
 logger = logging.getLogger(__name__)
@@ -54,63 +53,11 @@ def compile_module(mod: tvm.IRModule, preset: TargetPreset,
                        tir_pipeline=prefetch.PIPELINE)
 
 
-def log_target_name(preset: TargetPreset) -> str:
-    """The tuning_logs/ folder of a preset: its name, plus this machine's CPU for presets that
-    detect it (x86-znver4), since a schedule tuned on one CPU model can be slow on another,
-    or the adapter for Vulkan presets (vulkan-llvmpipe), since GPUs differ even more."""
-    if preset.detected_cpu:
-        return f"{preset.name}-{preset.target['mcpu']}"
-    if preset.device != "vulkan":
-        return preset.name
-    from tvm_mobilenet.gpu.wgpu_executor import adapter_slug, open_device
-
-    return f"{preset.name}-{adapter_slug(open_device()[0])}"
-
-
-def other_cpu_logs(preset: TargetPreset, label: str,
-                   root: Path | None = None) -> list[Path]:
-    """Logs of `label` tuned for `preset` on other CPUs (a detected-CPU preset only)."""
-    if not preset.detected_cpu:
-        return []
-    root = log_root(root)
-    own = tuning_log.log_dir(log_target_name(preset), label, root)
-    return [directory for directory in sorted(root.glob(f"{preset.name}-*/{label}"))
-            if directory != own and tuning_log.is_usable(directory)
-            and (tuning_log.read_summary(directory) or {}).get("target_preset") == preset.name]
-
-
-def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = None,
-                    root: Path | None = None) -> Path | None:
-    """The log to build with: `explicit`, else tuning_logs/<preset folder>/<label> if it has
-    records, else the same preset's log from another CPU (with a note).
-
-    Warns (once) when the log was tuned for another target or CPU than `preset`.
-    """
-    directory = explicit or tuning_log.log_dir(log_target_name(preset), label, root)
-    if not tuning_log.is_usable(directory):
-        if explicit is not None:
-            raise UserError(f"no tuning records in {directory}")
-        borrowed = other_cpu_logs(preset, label, root)
-        if not borrowed:
-            logger.info(f"note: no tuning log at {directory}; building untuned "
-                  f"(python -m tvm_mobilenet.tune --target {preset.name} makes one)")
-            return None
-        logger.info(f"note: no tuning log for this CPU at {directory}; using {borrowed[0]} "
-              f"(python -m tvm_mobilenet.tune --target {preset.name} tunes for this CPU)")
-        directory = borrowed[0]
-    summary = tuning_log.read_summary(directory) or {}
-    tuned_for = summary.get("target")
-    if tuned_for is not None and tuned_for != preset.target:
-        logger.warning(f"warning: {directory} was tuned for {tuned_for}, this build targets "
-              f"{preset.target}: the schedules still apply but may be slow")
-    return directory
-
-
 def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
-                  source: ModelSource, tuning_dir: Path | None = None) -> LibraryInfo:
-    """Compile `imported` for `preset` (with the tuned schedules in `tuning_dir`), write the
-    library (a folder for Vulkan presets) and its description."""
-    database = tuning_log.open_schedules(tuning_dir) if tuning_dir else None
+                  source: ModelSource, schedules: Schedules | None = None) -> LibraryInfo:
+    """Compile `imported` for `preset` with `schedules` (None: TVM's plain schedules), write
+    the library (a folder for Vulkan presets) and its description."""
+    database = schedules.database if schedules else None
     if preset.device == "vulkan":
         from tvm_mobilenet.gpu.codegen import compile_plan
 
@@ -120,7 +67,7 @@ def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
     info = LibraryInfo(input_name=imported.input_name, input_shape=imported.input_shape,
                        model=source.label, source=asdict(source), target=preset.name,
                        target_dict=preset.target,
-                       tuning_log=str(tuning_dir) if tuning_dir else None,
+                       tuning_log=schedules.summary() if schedules else None,
                        tvm_version=tvm.__version__,
                        rpc_key=preset.rpc_key if preset.device == "rpc" else None)
     info.save(output)

@@ -10,23 +10,26 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tvm_mobilenet.compile.build import build_library, find_tuning_log
+from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.frontend.importer import ModelSource, import_model
 from tvm_mobilenet.models import pretrained
 from tvm_mobilenet.target.presets import load_target
+from tvm_mobilenet.tuning.lookup import compatible_logs, schedules_for
 
 logger = logging.getLogger(__name__)
 
 
 def default_library(target: str) -> Path:
     """out/<target>-mobilenet_v2_imagenet.so, built the first time it is needed, with the
-    model's tuning log for that target if there is one."""
+    schedules of every tuning log that fits the target (`tuning.lookup`)."""
     preset = load_target(target)
     suffix = "" if preset.device == "vulkan" else ".so"  # Vulkan builds are folders
     path = Path("out") / f"{preset.name}-{pretrained.NAME}{suffix}"
     if not path.is_file():
         source = ModelSource(pretrained.NAME)
         logger.info(f"building {path} (once)")
-        log = find_tuning_log(preset, source.tuning_label)
-        build_library(import_model(source), preset, path, source, log)
+        imported = import_model(source)
+        schedules = schedules_for(imported.mod, preset,
+                                  compatible_logs(preset, source.tuning_label))
+        build_library(imported, preset, path, source, schedules)
     return path

@@ -168,7 +168,10 @@ def pointwise_space(num_cores: int, lanes: int) -> Callable[[Schedule], list[Sch
     return schedule
 
 
-def depthwise_space(num_cores: int) -> Callable[[Schedule], None]:
+def direct_conv_space(num_cores: int) -> Callable[[Schedule], None]:
+    """Depthwise convs and the stem (a dense 3×3 conv of 3 channels): a register tile of
+    y1 rows × x1 columns × f1 channels, accumulated over the kernel's taps (and the stem's
+    in-channels), channels innermost."""
     def schedule(sch: Schedule) -> None:
         conv, output = _prologue_epilogue(sch)
         n, y, x, f, ry, rx, rc = sch.get_loops(conv)
@@ -183,16 +186,42 @@ def depthwise_space(num_cores: int) -> Callable[[Schedule], None]:
     return schedule
 
 
+def classifier_space(num_cores: int, lanes: int) -> Callable[[Schedule], None]:
+    """The classifier (a matrix-vector product, bound by reading its weights): out-classes in
+    panels of whole vectors, each accumulated over all in-features in registers, the panels
+    spread over the cores; `RewriteLayout` packs the weights panel by panel, so that they
+    stream contiguously."""
+    def schedule(sch: Schedule) -> None:
+        names = block_names(sch.mod["main"])
+        product = sch.get_sblock(names[0])
+        row, classes, features = sch.get_loops(product)
+        outer, vectors, lane = _vector_tile(sch, classes, lanes)
+        sch.reorder(row, outer, features, vectors, lane)
+        sch.unroll(vectors)
+        sch.vectorize(lane)
+        if len(names) > 1:
+            sch.reverse_compute_at(sch.get_sblock(names[-1]), outer, preserve_unit_loops=True)
+        _annotate_root(sch, num_cores, vectorize=False)
+
+    return schedule
+
+
+#: Task kind -> its search space of ours; other kinds get MetaSchedule's default space.
+SPACES = {
+    "pointwise": lambda cores, lanes: pointwise_space(cores, lanes),
+    "depthwise": lambda cores, lanes: direct_conv_space(cores),
+    "stem": lambda cores, lanes: direct_conv_space(cores),
+    "classifier": lambda cores, lanes: classifier_space(cores, lanes),
+}
+
+
 def space_generator(kind: str, target: tvm.target.Target) -> ms.space_generator.SpaceGenerator:
     """A fresh space generator for a task of `kind` (generators bind to one task): ours for
-    pointwise and depthwise convs, MetaSchedule's default space for the rest."""
+    the kinds in `SPACES`, MetaSchedule's default space for the rest."""
     num_cores = int(target.attrs["num-cores"])
-    if kind == "pointwise":
-        space = pointwise_space(num_cores, llvm_get_vector_width(target) // 32)
-    elif kind == "depthwise":
-        space = depthwise_space(num_cores)
-    else:
+    if kind not in SPACES:
         return ms.space_generator.PostOrderApply()
+    space = SPACES[kind](num_cores, llvm_get_vector_width(target) // 32)
     return ms.space_generator.ScheduleFn(
         space, sch_rules=[],
         postprocs=[ms.postproc.DisallowDynamicLoop(), ms.postproc.RewriteParallelVectorizeUnroll(),

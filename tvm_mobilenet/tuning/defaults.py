@@ -1,0 +1,163 @@
+"""Default schedules: one point of each of our search spaces, chosen from the target's vector unit
+and the kernel's shape, without measuring anything.
+
+This is the analytic choice XNNPACK makes by hand for each ISA. The facts used are the
+target's float32 lanes per vector register and its number of vector registers (AVX-512:
+16 lanes × 32 registers, AVX2: 8 × 16, aarch64 NEON: 4 × 32, armv7 NEON: 4 × 16 q-registers).
+
+* Pointwise convs (a GEMM, pixels × in-channels → out-channels): an m1-pixel × f1-vector
+  register tile keeps m1·f1 accumulators, loads f1 weight vectors and broadcasts one input
+  value per in-channel, so it needs m1·f1 + f1 + 1 registers and does m1·f1 FMAs per m1 + f1
+  loads; the tile with the most FMAs per load wins. On layers of 28×28 pixels and more the
+  tile holds at most 4 pixels: there, bigger tiles measured up to 1.5× slower. The loops run
+  over pixels outermost, so each input tile is read once, unless the weights exceed 256 KiB:
+  then over out-channels outermost, so each weight tile, cold in a real inference, is read
+  once.
+* Depthwise convs and the stem: a tile of up to 4 output rows × 1 column × 2 vectors of
+  channels, accumulated over the taps. Tiles along a row instead measured 2–10× slower.
+* The classifier: panels of one vector of classes (it is bound by reading its weights).
+
+The chosen decisions are replayed through the search space and MetaSchedule's postprocessors,
+exactly as the tuner would build that candidate, and stored as a tuning record, so a build
+applies a default like any tuned schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import tvm
+from tvm.s_tir import meta_schedule as ms
+from tvm.target.codegen import llvm_get_vector_width, target_has_features
+
+from tvm_mobilenet.tuning.schedules import (
+    MAX_PIXEL_TILE,
+    MAX_TILE_VECTORS,
+    POINTWISE_ORDERS,
+    SPACES,
+    UNROLL_CHOICES,
+    pointwise_order,
+    space_generator,
+)
+from tvm_mobilenet.tuning.tasks import Task
+
+#: The unroll limit of a default: none beyond the register tiles, which the spaces unroll.
+DEFAULT_UNROLL = 0
+#: Pointwise layers with at least this many pixels get register tiles of at most
+#: `LARGE_LAYER_PIXEL_TILE` pixels.
+LARGE_LAYER_PIXELS = 28 * 28
+LARGE_LAYER_PIXEL_TILE = 4
+#: Pointwise weights above this size are looped over once (out-channels outermost).
+COLD_WEIGHT_BYTES = 256 * 1024
+#: Most output rows in a depthwise (or stem) register tile, and vectors of channels.
+DIRECT_TILE_ROWS = 4
+DIRECT_TILE_VECTORS = 2
+#: The time stored with a default record: it was never measured.
+UNMEASURED_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """A CPU's vector registers, as far as a register tile needs them."""
+
+    lanes: int
+    registers: int
+
+
+def vector_unit(target: tvm.target.Target) -> VectorUnit:
+    """Float32 lanes per vector register and the number of vector registers of `target`."""
+    triple = str(target.attrs.get("mtriple", ""))
+    if triple.startswith("aarch64"):
+        return VectorUnit(lanes=4, registers=32)
+    if triple.startswith("arm"):
+        return VectorUnit(lanes=4, registers=16)
+    if target_has_features("avx512f", target):
+        return VectorUnit(lanes=16, registers=32)
+    if target_has_features("avx2", target):
+        return VectorUnit(lanes=8, registers=16)
+    return VectorUnit(lanes=4, registers=16)
+
+
+def divisors(n: int, limit: int) -> list[int]:
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+
+
+def pointwise_tile(pixels: int, vectors: int, registers_per_vector: int,
+                   unit: VectorUnit) -> tuple[int, int]:
+    """(m1 pixels, f1 vectors) of the register tile with the most FMAs per load that fits
+    the vector registers; m1 divides `pixels` and f1 divides `vectors`."""
+    most_pixels = LARGE_LAYER_PIXEL_TILE if pixels >= LARGE_LAYER_PIXELS else MAX_PIXEL_TILE
+    best, best_key = (1, 1), (0.0, 0)
+    for m1 in divisors(pixels, most_pixels):
+        for f1 in divisors(vectors, MAX_TILE_VECTORS):
+            weights = f1 * registers_per_vector
+            accumulators = m1 * weights
+            if accumulators + weights + 1 > unit.registers:
+                continue
+            key = (accumulators / (m1 + weights), accumulators)
+            if key > best_key:
+                best, best_key = (m1, f1), key
+    return best
+
+
+def direct_tile(height: int, channels: int, unit: VectorUnit) -> tuple[int, int]:
+    """(y1 rows, f1 channels) of a depthwise or stem register tile (one column wide): whole
+    vectors of channels, two where they divide the channels."""
+    widths = [unit.lanes * vectors for vectors in range(DIRECT_TILE_VECTORS, 0, -1)]
+    f1 = next((width for width in widths if channels % width == 0),
+              math.gcd(channels, unit.lanes))
+    return max(divisors(height, DIRECT_TILE_ROWS)), f1
+
+
+def _decisions(task: Task, target: tvm.target.Target) -> tuple[str | None, list]:
+    """The pointwise loop order (None for other kinds) and the decisions of the space's
+    sampling instructions, in the order the space samples them."""
+    unit = vector_unit(target)
+    unroll = UNROLL_CHOICES.index(DEFAULT_UNROLL)
+    space_lanes = llvm_get_vector_width(target) // 32
+    func = task.mod["main"]
+    if task.kind == "classifier":
+        classes = int(func.params[-1].shape[-1])
+        lanes = math.gcd(classes, space_lanes)
+        return None, [[classes // lanes, 1], unroll]
+    _, height, width, channels = (int(d) for d in func.params[-1].shape)
+    if task.kind in ("depthwise", "stem"):
+        y1, f1 = direct_tile(height, channels, unit)
+        return None, [[height // y1, y1], [width, 1], [channels // f1, f1], unroll]
+    pixels = height * width
+    lanes = math.gcd(channels, space_lanes)
+    vectors = channels // lanes
+    m1, f1 = pointwise_tile(pixels, vectors, max(1, lanes // unit.lanes), unit)
+    in_channels = int(func.params[0].shape[-1])
+    cold = in_channels * channels * 4 > COLD_WEIGHT_BYTES
+    order = POINTWISE_ORDERS[1] if cold else POINTWISE_ORDERS[0]
+    return order, [[pixels // m1, m1], [vectors // f1, f1], unroll]
+
+
+def default_record(task: Task, target: tvm.target.Target,
+                   database: ms.database.Database) -> ms.database.TuningRecord | None:
+    """A tuning record of `task`'s default schedule (its workload committed to `database`),
+    or None for kinds without one."""
+    if task.kind not in SPACES:
+        return None
+    order, decisions = _decisions(task, target)
+    context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
+                             space_generator=space_generator(task.kind, target))
+    spaces = context.space_generator.generate_design_space(task.mod)
+    space = next(s for s in spaces if order is None or pointwise_order(s.trace) == order)
+    trace = space.trace
+    samples = [inst for inst in trace.insts
+               if inst.kind.name in ("SamplePerfectTile", "SampleCategorical")]
+    for inst, decision in zip(samples, decisions, strict=True):
+        trace = trace.with_decision(inst, decision, remove_postproc=True)
+    sch = tvm.s_tir.Schedule(task.mod)
+    trace.apply_to_schedule(sch, remove_postproc=True)
+    sch.enter_postproc()
+    for postproc in context.space_generator.postprocs:
+        if not postproc.apply(sch):
+            return None
+    return ms.database.TuningRecord(
+        trace=sch.trace, workload=database.commit_workload(task.mod),
+        run_secs=[UNMEASURED_SECONDS], target=target,
+        args_info=ms.arg_info.ArgInfo.from_prim_func(task.mod["main"]))
