@@ -3,18 +3,17 @@
 import numpy as np
 import pytest
 import tvm
-from tvm.s_tir import Schedule
-from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
-from tvm.target.codegen import llvm_get_vector_width
 
 from tvm_mobilenet.frontend.importer import ModelSource, import_model
 from tvm_mobilenet.target.presets import load_target
+from tvm_mobilenet.target.vector_unit import vector_unit
 from tvm_mobilenet.transform import prefetch
 from tvm_mobilenet.transform.graph_passes import prepare
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.defaults import replay
 from tvm_mobilenet.tuning.lookup import find_tuning_log
-from tvm_mobilenet.tuning.schedules import UNROLL_CHOICES, pointwise_order, space_generator
+from tvm_mobilenet.tuning.schedules import UNROLL_CHOICES
 from tvm_mobilenet.tuning.tasks import extract_tasks, lower_for_tuning
 
 
@@ -28,26 +27,12 @@ def v1_tasks():
 def tiled(task, target, pixels: int, vectors: int, unroll: int) -> tvm.IRModule:
     """`task` scheduled by our pointwise space ("pixels outer") with a register tile of
     `pixels` × `vectors` vectors and the `unroll` limit, as the tuner builds it."""
-    context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
-                             space_generator=space_generator("pointwise", target))
-    space = next(s for s in context.generate_design_space()
-                 if pointwise_order(s.trace) == "pixels outer")
-    pixel_tiles, vector_tiles = [i for i in space.trace.insts
-                                 if i.kind.name == "SamplePerfectTile"][:2]
-    unroll_choice = next(i for i in space.trace.insts if i.kind.name == "SampleCategorical")
-    lanes = llvm_get_vector_width(target) // 32
+    lanes = vector_unit(target).lanes
     _, height, width, channels = (int(d) for d in task.mod["main"].params[-1].shape)
-    pixel_count = height * width
-    trace = space.trace.with_decision(pixel_tiles, [pixel_count // pixels, pixels],
-                                      remove_postproc=True)
-    trace = trace.with_decision(vector_tiles, [channels // lanes // vectors, vectors],
-                                remove_postproc=True)
-    trace = trace.with_decision(unroll_choice, UNROLL_CHOICES.index(unroll),
-                                remove_postproc=True)
-    sch = Schedule(task.mod)
-    trace.apply_to_schedule(sch, remove_postproc=True)
-    for postproc in context.space_generator.postprocs:
-        assert postproc.apply(sch)
+    sch = replay(task, target, "pixels outer",
+                 [[height * width // pixels, pixels], [channels // lanes // vectors, vectors],
+                  UNROLL_CHOICES.index(unroll)])
+    assert sch is not None
     return RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
 
 

@@ -12,14 +12,13 @@ from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, verify_library
 from tvm_mobilenet.frontend.importer import ModelSource, import_model, onnx_model
 from tvm_mobilenet.runtime.runner import load_local
 from tvm_mobilenet.target.presets import load_target
+from tvm_mobilenet.target.vector_unit import VectorUnit, vector_unit
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning.defaults import (
     LARGE_LAYER_PIXEL_TILE,
     LARGE_LAYER_PIXELS,
-    VectorUnit,
     direct_tile,
     pointwise_tile,
-    vector_unit,
 )
 from tvm_mobilenet.tuning.lookup import (
     DEFAULT_SOURCE,
@@ -45,19 +44,13 @@ def test_vector_unit_follows_the_isa(preset, unit):
 @pytest.mark.parametrize("unit", [VectorUnit(16, 32), VectorUnit(8, 16), VectorUnit(4, 16)])
 @pytest.mark.parametrize("pixels, vectors", [(3136, 8), (196, 32), (49, 64), (12544, 2)])
 def test_pointwise_tiles_fill_the_registers_without_spilling(unit, pixels, vectors):
-    m1, f1 = pointwise_tile(pixels, vectors, 1, unit)
+    m1, f1 = pointwise_tile(pixels, vectors, unit)
     assert pixels % m1 == 0 and vectors % f1 == 0
     assert m1 * f1 + f1 + 1 <= unit.registers
     if pixels >= LARGE_LAYER_PIXELS:
         assert m1 <= LARGE_LAYER_PIXEL_TILE
     else:  # most registers accumulate: at least 14 of 32 for 49 pixels (7 × 2 vectors)
         assert m1 * f1 >= unit.registers * 7 // 16
-
-
-def test_wider_space_vectors_take_more_registers():
-    """A space vector of 16 floats on an 8-lane unit holds two registers."""
-    m1, f1 = pointwise_tile(3136, 8, 2, VectorUnit(8, 16))
-    assert m1 * f1 * 2 + f1 * 2 + 1 <= 16
 
 
 @pytest.mark.parametrize("unit", [VectorUnit(16, 32), VectorUnit(8, 16), VectorUnit(4, 32)])

@@ -11,7 +11,6 @@ import tvm
 from conftest import run_module
 from tvm.s_tir import Schedule
 from tvm.s_tir import meta_schedule as ms
-from tvm.target.codegen import llvm_get_vector_width
 
 from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.errors import UserError
@@ -21,6 +20,7 @@ from tvm_mobilenet.models.architectures import architecture
 from tvm_mobilenet.pipeline import logged_tasks
 from tvm_mobilenet.runtime.runner import load_local
 from tvm_mobilenet.target.presets import host_cpu, load_target
+from tvm_mobilenet.target.vector_unit import vector_unit
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning import selection
 from tvm_mobilenet.tuning.lookup import find_tuning_log, log_target_name, schedules_for
@@ -317,7 +317,7 @@ def test_pointwise_tiles_may_cross_rows_and_hold_three_vectors():
     dynamic extent), computes what the untuned kernel computes, and vectorises one vector at a
     time (LLVM builds a vector of 48 floats lane by lane)."""
     target = load_target("x86").tvm_tuning_target
-    lanes = llvm_get_vector_width(target) // 32
+    lanes = vector_unit(target).lanes
     tasks = extract_tasks(import_model(ModelSource("mobilenet_v2")).mod, target)
     task = next(t for t in tasks if t.shape == "14x14x96->576 k1 s1")
     untuned, args = selection.compile_kernel(task, target)

@@ -25,12 +25,12 @@ applies a default like any tuned schedule.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import tvm
 from tvm.s_tir import meta_schedule as ms
-from tvm.target.codegen import llvm_get_vector_width, target_has_features
+from tvm.s_tir.schedule import Schedule
 
+from tvm_mobilenet.target.vector_unit import VectorUnit, vector_unit
 from tvm_mobilenet.tuning.schedules import (
     MAX_PIXEL_TILE,
     MAX_TILE_VECTORS,
@@ -57,41 +57,18 @@ DIRECT_TILE_VECTORS = 2
 UNMEASURED_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class VectorUnit:
-    """A CPU's vector registers, as far as a register tile needs them."""
-
-    lanes: int
-    registers: int
-
-
-def vector_unit(target: tvm.target.Target) -> VectorUnit:
-    """Float32 lanes per vector register and the number of vector registers of `target`."""
-    triple = str(target.attrs.get("mtriple", ""))
-    if triple.startswith("aarch64"):
-        return VectorUnit(lanes=4, registers=32)
-    if triple.startswith("arm"):
-        return VectorUnit(lanes=4, registers=16)
-    if target_has_features("avx512f", target):
-        return VectorUnit(lanes=16, registers=32)
-    if target_has_features("avx2", target):
-        return VectorUnit(lanes=8, registers=16)
-    return VectorUnit(lanes=4, registers=16)
-
-
 def divisors(n: int, limit: int) -> list[int]:
     return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
 
 
-def pointwise_tile(pixels: int, vectors: int, registers_per_vector: int,
-                   unit: VectorUnit) -> tuple[int, int]:
+def pointwise_tile(pixels: int, vectors: int, unit: VectorUnit) -> tuple[int, int]:
     """(m1 pixels, f1 vectors) of the register tile with the most FMAs per load that fits
     the vector registers; m1 divides `pixels` and f1 divides `vectors`."""
     most_pixels = LARGE_LAYER_PIXEL_TILE if pixels >= LARGE_LAYER_PIXELS else MAX_PIXEL_TILE
     best, best_key = (1, 1), (0.0, 0)
     for m1 in divisors(pixels, most_pixels):
         for f1 in divisors(vectors, MAX_TILE_VECTORS):
-            weights = f1 * registers_per_vector
+            weights = f1
             accumulators = m1 * weights
             if accumulators + weights + 1 > unit.registers:
                 continue
@@ -115,7 +92,7 @@ def _decisions(task: Task, target: tvm.target.Target) -> tuple[str | None, list]
     sampling instructions, in the order the space samples them."""
     unit = vector_unit(target)
     unroll = UNROLL_CHOICES.index(DEFAULT_UNROLL)
-    space_lanes = llvm_get_vector_width(target) // 32
+    space_lanes = unit.lanes
     func = task.mod["main"]
     if task.kind == "classifier":
         classes = int(func.params[-1].shape[-1])
@@ -128,11 +105,33 @@ def _decisions(task: Task, target: tvm.target.Target) -> tuple[str | None, list]
     pixels = height * width
     lanes = math.gcd(channels, space_lanes)
     vectors = channels // lanes
-    m1, f1 = pointwise_tile(pixels, vectors, max(1, lanes // unit.lanes), unit)
+    m1, f1 = pointwise_tile(pixels, vectors, unit)
     in_channels = int(func.params[0].shape[-1])
     cold = in_channels * channels * 4 > COLD_WEIGHT_BYTES
     order = POINTWISE_ORDERS[1] if cold else POINTWISE_ORDERS[0]
     return order, [[pixels // m1, m1], [vectors // f1, f1], unroll]
+
+
+def replay(task: Task, target: tvm.target.Target, order: str | None,
+           decisions: list) -> Schedule | None:
+    """`task` scheduled by its search space (the design space of loop `order`, for pointwise
+    convs) with `decisions` for the space's sampling instructions, in order, then by
+    MetaSchedule's postprocessors, exactly as the tuner builds a candidate; None if a
+    postprocessor rejects it."""
+    context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
+                             space_generator=space_generator(task.kind, target))
+    spaces = context.space_generator.generate_design_space(task.mod)
+    trace = next(s for s in spaces if order is None or pointwise_order(s.trace) == order).trace
+    samples = [inst for inst in trace.insts
+               if inst.kind.name in ("SamplePerfectTile", "SampleCategorical")]
+    for inst, decision in zip(samples, decisions, strict=True):
+        trace = trace.with_decision(inst, decision, remove_postproc=True)
+    sch = Schedule(task.mod)
+    trace.apply_to_schedule(sch, remove_postproc=True)
+    sch.enter_postproc()
+    if all(postproc.apply(sch) for postproc in context.space_generator.postprocs):
+        return sch
+    return None
 
 
 def default_record(task: Task, target: tvm.target.Target,
@@ -141,22 +140,9 @@ def default_record(task: Task, target: tvm.target.Target,
     or None for kinds without one."""
     if task.kind not in SPACES:
         return None
-    order, decisions = _decisions(task, target)
-    context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
-                             space_generator=space_generator(task.kind, target))
-    spaces = context.space_generator.generate_design_space(task.mod)
-    space = next(s for s in spaces if order is None or pointwise_order(s.trace) == order)
-    trace = space.trace
-    samples = [inst for inst in trace.insts
-               if inst.kind.name in ("SamplePerfectTile", "SampleCategorical")]
-    for inst, decision in zip(samples, decisions, strict=True):
-        trace = trace.with_decision(inst, decision, remove_postproc=True)
-    sch = tvm.s_tir.Schedule(task.mod)
-    trace.apply_to_schedule(sch, remove_postproc=True)
-    sch.enter_postproc()
-    for postproc in context.space_generator.postprocs:
-        if not postproc.apply(sch):
-            return None
+    sch = replay(task, target, *_decisions(task, target))
+    if sch is None:
+        return None
     return ms.database.TuningRecord(
         trace=sch.trace, workload=database.commit_workload(task.mod),
         run_secs=[UNMEASURED_SECONDS], target=target,

@@ -28,8 +28,8 @@ from typing import Callable
 import tvm
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import Schedule
-from tvm.target.codegen import llvm_get_vector_width
 
+from tvm_mobilenet.target.vector_unit import vector_unit
 from tvm_mobilenet.tuning.tasks import block_names
 
 #: Unroll limits the search may pick (0 = no explicit unrolling).
@@ -221,7 +221,7 @@ def space_generator(kind: str, target: tvm.target.Target) -> ms.space_generator.
     num_cores = int(target.attrs["num-cores"])
     if kind not in SPACES:
         return ms.space_generator.PostOrderApply()
-    space = SPACES[kind](num_cores, llvm_get_vector_width(target) // 32)
+    space = SPACES[kind](num_cores, vector_unit(target).lanes)
     return ms.space_generator.ScheduleFn(
         space, sch_rules=[],
         postprocs=[ms.postproc.DisallowDynamicLoop(), ms.postproc.RewriteParallelVectorizeUnroll(),
