@@ -116,7 +116,8 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
     assert len(schedules.get_all_tuning_records()) == len(picks) == 2
     for task, pick in zip(chosen, picks, strict=True):
         logged = database.get_top_k(database.commit_workload(task.mod), 100)
-        assert str(pick.record.trace) == str(logged[pick.rank].trace)
+        if pick.borrowed_from != selection.DEFAULT_SCHEDULE:
+            assert str(pick.record.trace) == str(logged[pick.rank].trace)
         used = best_record(task, schedules, preset.tvm_target)
         assert str(used.trace) == str(pick.record.trace)
         assert all(pick.picked[t] > 0 for t in (1, 2))
@@ -189,22 +190,23 @@ def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_pat
         measured.append(len(records)) or original(task, target, records, threads)))
 
     [pick] = select([task], target, mine, (1,))
-    assert measured == [1 + len(borrowable)]
+    # This log's record, the borrowable ones and the task's default schedule.
+    assert measured == [1 + len(borrowable) + 1]
     if pick.borrowed_from is None:
         assert pick.rank == 0
-    else:
+    elif pick.borrowed_from != selection.DEFAULT_SCHEDULE:
         assert pick.borrowed_from == "other" and str(pick.record.trace) in borrowable
 
     with tuning_log.exclusive(other):  # as while it is tuned
         select([task], target, mine, (1,))
-    assert measured[-1] == 1
+    assert measured[-1] == 2
     assert "not borrowing records from other: " in caplog.text
     # The same model's log from another CPU (`tune` passes `build.other_cpu_logs`) lends too.
     other_cpu = tuning_log.log_dir("x86-othercpu", "mine", tmp_path)
     shutil.copytree(other, other_cpu)
     [pick] = select([task], target, mine, (1,), [other_cpu])
-    assert measured[-1] == 1 + 2 * len(borrowable)
-    assert pick.borrowed_from in (None, "other", "x86-othercpu/mine")
+    assert measured[-1] == 1 + 2 * len(borrowable) + 1
+    assert pick.borrowed_from in (None, "other", "x86-othercpu/mine", selection.DEFAULT_SCHEDULE)
 
 
 def test_corrupted_log_names_the_file(tmp_path):

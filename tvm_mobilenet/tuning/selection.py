@@ -19,6 +19,8 @@ target that has the task (`tuning_log.sibling_databases`), all measured side by 
 layer two models share is built with the better of their searches. For a preset that detects
 the CPU, so do the same model's logs from other CPUs: a search on one CPU model may have found
 what a shorter one here missed, and every record is timed again here before it can win.
+The task's default schedule (`defaults.py`) is measured with them, so that a short tune never
+ends slower than no tune.
 
 At more than one thread, the layers should also split their work over the cores alike, so
 that each core finds in its own cache the activations it produced for the layer before. The
@@ -48,6 +50,7 @@ from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 from tvm_mobilenet.runtime.runner import set_threads
 from tvm_mobilenet.transform import prefetch
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.defaults import default_record
 from tvm_mobilenet.tuning.schedules import pointwise_order
 from tvm_mobilenet.tuning.tasks import Task, conv_shape
 
@@ -60,6 +63,8 @@ BORROWED = 8
 #: Rounds over a task's shortlist, and cold runs per candidate, thread count and round.
 ROUNDS = 3
 RUNS_PER_ROUND = 10
+#: The source of a pick that is the target's default schedule (`defaults.py`).
+DEFAULT_SCHEDULE = "the default schedule"
 #: The pointwise loop order that splits rows over the cores, like the depthwise convs do.
 ROW_SPLIT_ORDER = "pixels outer"
 
@@ -102,7 +107,7 @@ class Pick:
     picked: dict[int, float]
     fastest_logged: dict[int, float]
     rank: int
-    #: The other log (folder name) the record was borrowed from, if it was.
+    #: The other log (folder name) the record was borrowed from, or `DEFAULT_SCHEDULE`.
     borrowed_from: str | None = None
     #: The loop order the pick was restricted to (`required_order`), if any.
     order: str | None = None
@@ -136,6 +141,9 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
         candidates += [(name, rank, record) for name, other in siblings.items()
                        if other.has_workload(task.mod)
                        for rank, record in _shortlist(other, task, BORROWED, order)]
+        default = default_record(task, target, ms.database.MemoryDatabase())
+        if default is not None:  # a short tune must not end slower than the default
+            candidates.append((DEFAULT_SCHEDULE, 0, default))
         # The log's fastest record is measured too, for the pick table, if the order ruled it out.
         measured = [record for _, _, record in candidates]
         reference = 0 if candidates[0][1] == 0 else len(measured)
