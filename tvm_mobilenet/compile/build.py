@@ -1,14 +1,9 @@
-"""Compile a model for a target into a deployable library with its weights embedded.
+"""Compile an imported model for a target preset into a library with its weights embedded.
 
-    python -m tvm_mobilenet.build mobilenet_v2 --target x86 -o mobilenet_v2.so
-
-The output follows TVM's deploy convention::
-
-    vm = tvm.relax.VirtualMachine(tvm.runtime.load_module("mobilenet_v2.so"), tvm.cpu())
-    logits = vm["main"](tvm.runtime.tensor(x))       # x: NCHW float32
-
-Beside the library, ``<name>.json`` records the input name and shape, the model, the target
-and the tuning log used, so that `verify` and `bench` need no further flags.
+`build_library` runs our graph preparation, applies the schedules `tuning.lookup` chose, and
+compiles with TVM's default pipeline plus the weight prefetch; it writes a shared library (a
+folder of WGSL kernels for Vulkan presets) and its description (`runtime.library`). The
+command line is `tvm-mobilenet build`.
 """
 
 from __future__ import annotations
@@ -22,10 +17,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from tvm_mobilenet.errors import UserError
-from tvm_mobilenet.frontend.importer import (
-    ImportedModel,
-    ModelSource,
-)
+from tvm_mobilenet.frontend.importer import ImportedModel, ModelSource
 from tvm_mobilenet.runtime.library import LibraryInfo
 from tvm_mobilenet.target.linker import linker_for
 from tvm_mobilenet.target.presets import TargetPreset
