@@ -38,12 +38,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         library = open_library(args.library, args)
+        source = model_source(args, library.info)
         compare_model = None
+        if args.model is not None and not args.compare:
+            raise UserError("--model names the model --compare runs: give --compare too")
         if args.compare and isinstance(library, RemoteLibrary):
             raise UserError("--compare runs the other runtime on this machine; it cannot be "
                             "compared with a library running on a device")
         if args.compare:
-            compare_model = onnx_model(model_source(args, library.info)).SerializeToString()
+            compare_model = onnx_model(source).SerializeToString()
         # The target's cores (a GPU's library has none: one row).
         cores = int(library.info.target_dict.get("num-cores", 1))
         threads = args.threads or tuple(sorted({1, cores}))

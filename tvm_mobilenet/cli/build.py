@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from pathlib import Path
 
 from tvm_mobilenet.cli.common import (
     add_log_dir_arg,
@@ -25,6 +24,7 @@ from tvm_mobilenet.cli.common import (
     model_source,
     parser_for,
     run_cli,
+    writable_path,
 )
 from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.deploy.bundle import write_bundle
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     add_target_arg(parser)
     parser.add_argument("--input-shape", default=None,
                         help="input shape N,C,H,W when the model's is symbolic or to check it")
-    parser.add_argument("-o", "--output", type=Path, required=True,
+    parser.add_argument("-o", "--output", type=writable_path, required=True,
                         help="library file (.so); for Vulkan presets a folder (WGSL kernels, "
                              "launch plan, weights) that runs with wgpu + NumPy")
     add_log_dir_arg(parser)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                              "target, else its default schedule; defaults: the target's default "
                              "schedules only; plain: TVM's own schedules, the untuned baseline "
                              "(default: tuned)")
-    parser.add_argument("--bundle", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--bundle", type=writable_path, default=None, metavar="DIR",
                         help="also write a deploy folder (see `tvm-mobilenet bundle`)")
     args = parser.parse_args(argv)
 

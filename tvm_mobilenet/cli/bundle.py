@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tvm_mobilenet.cli.common import parser_for, run_cli
+from tvm_mobilenet.cli.common import parser_for, run_cli, writable_path
 from tvm_mobilenet.deploy.bundle import write_bundle
 
 
@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
                     "input with the NumPy reference's logits, and run.py, which verifies and "
                     "times the model on the device with only NumPy and TVM's runtime.")
     parser.add_argument("library", type=Path, help="library built by tvm_mobilenet.build")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="bundle folder")
+    parser.add_argument("-o", "--output", type=writable_path, required=True,
+                        help="bundle folder")
     args = parser.parse_args(argv)
 
     def run() -> None:

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -19,22 +20,27 @@ from tvm_mobilenet.frontend.importer import MODEL_NAMES, ModelSource
 from tvm_mobilenet.models.architectures import Architecture, architecture
 from tvm_mobilenet.runtime.library import LibraryInfo
 from tvm_mobilenet.target.presets import host_cores
+from tvm_mobilenet.tuning.tasks import TASK_KINDS
 
 #: Exit code for bad input (a model, target, log or flag the user gave), as argparse uses.
 EXIT_BAD_INPUT = 2
+#: Exit code for anything else that went wrong: a bug of ours.
+EXIT_BUG = 3
 #: Timed runs of a benchmark, in every verb that times.
 DEFAULT_RUNS = 100
+#: The architecture flags and their defaults (they shape the model --model names).
+ARCHITECTURE_DEFAULTS = {"alpha": 1.0, "resolution": 224, "expansion": None, "seed": 0}
 MODEL_HELP = ("an .onnx or .tflite file, mobilenet_v1 / mobilenet_v2 (built from the paper's "
               "table with seeded random weights), or mobilenet_v2_imagenet (torchvision's "
               "ImageNet weights)")
 
 
 def add_architecture_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--alpha", type=float, default=1.0,
+    parser.add_argument("--alpha", type=positive_float, default=ARCHITECTURE_DEFAULTS["alpha"],
                         help="width multiplier α (default: 1.0)")
-    parser.add_argument("--resolution", type=int, default=224,
+    parser.add_argument("--resolution", type=int, default=ARCHITECTURE_DEFAULTS["resolution"],
                         help="input resolution, the resolution multiplier ρ (default: 224)")
-    parser.add_argument("--expansion", type=int, default=None,
+    parser.add_argument("--expansion", type=int, default=ARCHITECTURE_DEFAULTS["expansion"],
                         help="MobileNetV2 expansion factor t (default: 6)")
 
 
@@ -53,13 +59,17 @@ def add_model_args(parser: argparse.ArgumentParser, default: str | None = None,
     parser.add_argument("--model", default=default, required=required,
                         help=MODEL_HELP + suffix)
     add_architecture_args(parser)
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=natural, default=ARCHITECTURE_DEFAULTS["seed"],
                         help="weight seed when the model is an architecture name (default: 0)")
 
 
 def model_source(args: argparse.Namespace, built: LibraryInfo | None = None) -> ModelSource:
     """The model the flags name (files by absolute path), else the one `built` came from."""
     if args.model is None and built is not None:
+        given = [flag for flag, default in ARCHITECTURE_DEFAULTS.items()
+                 if getattr(args, flag) != default]
+        if given:
+            raise UserError(f"--{given[0]} shapes the model named by --model; give --model too")
         return ModelSource(**built.source)
     spec = args.model if args.model in MODEL_NAMES else str(Path(args.model).resolve())
     source = ModelSource(spec, args.alpha, args.resolution, args.expansion, args.seed)
@@ -75,26 +85,102 @@ def add_target_arg(parser: argparse.ArgumentParser, default: str | None = "x86")
                              + (f" (default: {default}, this machine's CPU)" if default else ""))
 
 
-def add_log_dir_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-dir", type=Path, default=None, metavar="DIR",
+def add_log_dir_arg(parser: argparse.ArgumentParser, writes: bool = False) -> None:
+    """``--log-dir``: a folder that exists, or (for verbs that write logs) can be made."""
+    parser.add_argument("--log-dir", type=writable_path if writes else existing_folder,
+                        default=None, metavar="DIR",
                         help="root of the tuning logs, laid out DIR/<target>/<model>/ (default: "
                              "$TVM_MOBILENET_LOG_DIR, else the committed tuning_logs/)")
 
 
-def count(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    return _whole_number(text, 1)
+
+
+def natural(text: str) -> int:
+    """An argparse type: a whole number of at least 0 (seeds, budgets)."""
+    return _whole_number(text, 0)
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port."""
+    value = _whole_number(text, 1)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def writable_path(text: str) -> Path:
+    """An argparse type: a file or folder that can be written (its parent folders are made);
+    checked by writing a probe file, since permission bits do not bind root."""
+    path = Path(text)
+    folder = path if path.is_dir() else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tvm_mobilenet_probe_"):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text}: {error.strerror or error}") from None
+    return path
+
+
+def file_of(*suffixes: str) -> Callable[[str], Path]:
+    """An argparse type: a writable file whose name ends in one of `suffixes`."""
+    def check(text: str) -> Path:
+        if Path(text).suffix not in suffixes:
+            raise argparse.ArgumentTypeError(
+                f"{text} must end in {' or '.join(suffixes)}")
+        return writable_path(text)
+
+    check.__name__ = "file_of"
+    return check
+
+
+def existing_folder(text: str) -> Path:
+    """An argparse type: a folder that exists."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path
 
 
 def add_runs_arg(parser: argparse.ArgumentParser, what: str = "timed runs") -> None:
     parser.add_argument("--runs", type=count, default=DEFAULT_RUNS,
                         help=f"{what} (default: {DEFAULT_RUNS})")
+
+
+def task_kinds(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated task kinds, or ``all``."""
+    kinds = TASK_KINDS if text == "all" else tuple(part.strip() for part in text.split(","))
+    unknown = [kind for kind in kinds if kind not in TASK_KINDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown op kind(s) {', '.join(unknown)}; choose from {', '.join(TASK_KINDS)} "
+            "or 'all'")
+    return kinds
 
 
 def thread_counts(text: str) -> tuple[int, ...]:
@@ -145,7 +231,8 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 
 def run_cli(body: Callable[[], None], args: argparse.Namespace | None = None) -> int:
-    """Run a verb's body; turn `UserError` into one line on stderr and exit code 2.
+    """Run a verb's body; turn `UserError` into one line on stderr and exit code 2, and any
+    other exception into one line that calls it a bug, with exit code 3.
 
     Set TVM_MOBILENET_TRACEBACK=1 to see the full traceback instead.
     """
@@ -160,4 +247,11 @@ def run_cli(body: Callable[[], None], args: argparse.Namespace | None = None) ->
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # the last line of defence: anything else is a bug
+        if os.environ.get("TVM_MOBILENET_TRACEBACK"):
+            raise
+        print(f"error: internal error, a bug in tvm_mobilenet ({type(error).__name__}: "
+              f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}); rerun "
+              "with TVM_MOBILENET_TRACEBACK=1 for the traceback", file=sys.stderr)
+        return EXIT_BUG
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from tvm_mobilenet.cli.common import parser_for, run_cli
+from tvm_mobilenet.cli.common import parser_for, port, run_cli
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.runtime.emulated_device import (
     setup,
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     where = emulate.add_mutually_exclusive_group(required=True)
     where.add_argument("--tracker", metavar="HOST:PORT",
                        help="register with this RPC tracker (needs --key)")
-    where.add_argument("--port", type=int, help="listen for direct connections on this port")
+    where.add_argument("--port", type=port, help="listen for direct connections on this port")
     emulate.add_argument("--key", help="tracker key to register under, e.g. rpi4")
     args = parser.parse_args(argv)
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup":
             setup(force=args.force)
             return
+        if args.key and not args.tracker:
+            raise UserError("--key names the device at a tracker: give --tracker too")
         if args.tracker and not args.key:
             raise UserError("--tracker needs --key (the key clients ask for, e.g. rpi4)")
         endpoint = (Endpoint(*parse_address(args.tracker), key=args.key) if args.tracker

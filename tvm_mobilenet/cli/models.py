@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import onnx
 
 from tvm_mobilenet.cli.common import (
     add_architecture_args,
     architecture_from_args,
+    file_of,
+    natural,
     parser_for,
     run_cli,
 )
@@ -30,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (export_parser, summary_parser):
         sub.add_argument("name", choices=ARCHITECTURES)
         add_architecture_args(sub)
-    export_parser.add_argument("--seed", type=int, default=0,
+    export_parser.add_argument("--seed", type=natural, default=0,
                                help="random seed of the weights (default: 0)")
-    export_parser.add_argument("-o", "--output", type=Path, required=True,
+    export_parser.add_argument("-o", "--output", type=file_of(".onnx", ".tflite"), required=True,
                                help="ONNX file, or TFLite (NHWC input) if it ends in .tflite")
     args = parser.parse_args(argv)
 

@@ -19,25 +19,19 @@ from tvm_mobilenet.cli.common import (
     add_target_arg,
     add_threads_arg,
     default_threads,
+    file_of,
     model_source,
+    natural,
     parser_for,
     run_cli,
+    task_kinds,
+    writable_path,
 )
-from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.frontend.importer import import_model
 from tvm_mobilenet.pipeline import DEFAULT_TRIALS_PER_TASK, TuneArgs, run_tuning
 from tvm_mobilenet.runtime.rpc import add_rpc_args, endpoint_from_args
 from tvm_mobilenet.target.presets import load_target
 from tvm_mobilenet.tuning.tasks import DEFAULT_TUNED_KINDS, TASK_KINDS, extract_tasks, task_table
-
-
-def parse_ops(text: str) -> tuple[str, ...]:
-    kinds = TASK_KINDS if text == "all" else tuple(part.strip() for part in text.split(","))
-    unknown = [kind for kind in kinds if kind not in TASK_KINDS]
-    if unknown:
-        raise UserError(f"unknown op kind(s) {', '.join(unknown)}; choose from "
-                        f"{', '.join(TASK_KINDS)} or 'all'")
-    return kinds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,26 +41,26 @@ def main(argv: list[str] | None = None) -> int:
                         "NumPy reference and benchmark it against onnxruntime. Logs are resumed.")
     add_target_arg(parser)
     add_model_args(parser, default="mobilenet_v2")
-    parser.add_argument("--ops", default=",".join(DEFAULT_TUNED_KINDS),
+    parser.add_argument("--ops", type=task_kinds, default=DEFAULT_TUNED_KINDS,
                         help="task kinds to tune: comma-separated from "
                              f"{', '.join(TASK_KINDS)}, or 'all' (default: depthwise,pointwise)")
-    parser.add_argument("--trials", type=int, default=None,
+    parser.add_argument("--trials", type=natural, default=None,
                         help="total trials the log should hold for these tasks; existing "
                              f"records count (default: {DEFAULT_TRIALS_PER_TASK} per task)")
-    add_log_dir_arg(parser)
+    add_log_dir_arg(parser, writes=True)
     parser.add_argument("--fresh", action="store_true",
                         help="discard the existing log instead of resuming it")
     parser.add_argument("--list-tasks", action="store_true",
                         help="print the model's tasks (kind, shape, MFLOP, occurrences), exit")
-    parser.add_argument("-o", "--output", type=Path, default=None,
+    parser.add_argument("-o", "--output", type=writable_path, default=None,
                         help="tuned library (default: out/<target>-<model>.so)")
     add_runs_arg(parser, "benchmark runs")
     add_threads_arg(parser, "1 and all cores here; the target's cores on a device")
     parser.add_argument("--vs-untuned", action="store_true",
                         help="also build and time the untuned library (slow: ~1 s a run)")
-    parser.add_argument("--search-seed", type=int, default=0,
+    parser.add_argument("--search-seed", type=natural, default=0,
                         help="seed of the tuner's search (default: 0)")
-    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+    parser.add_argument("--plot", type=file_of(".png"), default=None, metavar="FILE.png",
                         help="draw per-task latency bars (untuned vs tuned, by kind)")
     add_rpc_args(parser)
     args = parser.parse_args(argv)
@@ -74,16 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> None:
         source = model_source(args)
         preset = load_target(args.target)
+        device = endpoint_from_args(args, preset.rpc_key if preset.device == "rpc" else None)
         if args.list_tasks:
             print(task_table(extract_tasks(import_model(source).mod, preset.tvm_target)))
             return
-        if args.trials is not None and args.trials < 0:
-            raise UserError("--trials must be at least 0")
         suffix = "" if preset.device == "vulkan" else ".so"  # Vulkan builds are folders
         output = args.output or Path("out") / f"{preset.name}-{source.label}{suffix}"
-        device = endpoint_from_args(args, preset.rpc_key if preset.device == "rpc" else None)
         threads = args.threads or ((preset.num_cores,) if device else default_threads())
-        run_tuning(TuneArgs(source, args.target, parse_ops(args.ops), args.trials,
+        run_tuning(TuneArgs(source, args.target, args.ops, args.trials,
                             args.log_dir, args.fresh, output, args.runs, threads,
                             args.vs_untuned, args.search_seed, device, args.plot))
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tvm_mobilenet.cli.common import add_model_args, count, model_source, parser_for, run_cli
+from tvm_mobilenet.cli.common import (
+    add_model_args,
+    count,
+    model_source,
+    natural,
+    parser_for,
+    positive_float,
+    run_cli,
+)
 from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, report, verify_library
 from tvm_mobilenet.frontend.importer import onnx_model
 from tvm_mobilenet.runtime.rpc import add_rpc_args
@@ -25,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     add_model_args(parser, of_library=True)
     parser.add_argument("--inputs", type=count, default=2,
                         help="how many seeded inputs (default: 2)")
-    parser.add_argument("--input-seed", type=int, default=1234,
+    parser.add_argument("--input-seed", type=natural, default=1234,
                         help="seed of the inputs (default: 1234)")
-    parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
+    parser.add_argument("--rtol", type=positive_float, default=DEFAULT_RTOL,
                         help=f"relative tolerance (default: {DEFAULT_RTOL:g})")
     add_rpc_args(parser)
     args = parser.parse_args(argv)

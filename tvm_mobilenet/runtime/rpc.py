@@ -39,8 +39,9 @@ class Endpoint:
 
 def parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"bad address {text!r}: expected HOST:PORT, e.g. {DEFAULT_TRACKER}")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"bad address {text!r}: expected HOST:PORT with a port from 1 to "
+                        f"65535, e.g. {DEFAULT_TRACKER}")
     return host, int(port)
 
 
@@ -140,16 +141,25 @@ def probe(endpoint: Endpoint) -> str:
         del session
 
 
+def address(text: str) -> str:
+    """An argparse type: HOST:PORT, checked as it is parsed."""
+    try:
+        parse_address(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_rpc_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "device", "run on a device through TVM's RPC; libraries built for a device preset "
                   "(e.g. rpi4) use its key at the default tracker when no flag is given")
-    group.add_argument("--rpc-tracker", metavar="HOST:PORT", default=None,
+    group.add_argument("--rpc-tracker", type=address, metavar="HOST:PORT", default=None,
                        help="RPC tracker to ask for a device (default for device libraries: "
                             f"$TVM_TRACKER_HOST:$TVM_TRACKER_PORT or {DEFAULT_TRACKER})")
     group.add_argument("--rpc-key", default=None,
                        help="tracker key of the device (default: the target preset's, e.g. rpi4)")
-    group.add_argument("--rpc", metavar="HOST:PORT", default=None,
+    group.add_argument("--rpc", type=address, metavar="HOST:PORT", default=None,
                        help="connect to one RPC server directly, without a tracker")
 
 
