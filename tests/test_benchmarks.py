@@ -90,12 +90,13 @@ def test_compare_script_checks_and_times_every_runtime(tmp_path):
     assert report["machine"]["versions"]["apache-tvm"] == "0.27.0.post1"
     assert (out / "compare.png").stat().st_size > 0
     assert "| mobilenet_v1-0.25-96 | 1 | onnxruntime |" in (out / "compare.md").read_text()
-    # The tuned pointwise kernel reads packed weights; the profile still finds its task.
+    # The tuned and default kernels read packed weights; the profile still finds their tasks.
     profiled = run_module("profile", str(out / "mobilenet_v1-0.25-96" / "tuned.so"),
                           "--threads", "1", "--runs", "3", "--top", "40")
     assert profiled.returncode == 0, profiled.stderr
     packed = [line for line in profiled.stdout.splitlines() if "_prepacked" in line]
-    assert packed and all("| pointwise |" in line for line in packed), profiled.stdout
+    kinds = {line.split("|")[2].strip() for line in packed}
+    assert packed and kinds == {"stem", "depthwise", "pointwise", "classifier"}, profiled.stdout
 
 
 def test_profile_maps_kernels_to_tasks():

@@ -133,7 +133,7 @@ def test_tune_arm_cpu_on_the_emulated_device(tmp_path, emulated_rpi4):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     log = logs / "rpi4" / "mobilenet_v2-0.35-96"
     assert tuning_log.record_count(log) >= 4
-    assert LibraryInfo.load(library).tuning_log == str(log)
+    assert f"from {log}" in LibraryInfo.load(library).tuning_log
     assert result.stdout.count("top-5 agrees  ok") == 2  # verified on the device
     assert EMULATED_LABEL in result.stdout
     summary = tuning_log.read_summary(log)
