@@ -12,7 +12,6 @@ from tvm_mobilenet.transform import prefetch
 from tvm_mobilenet.transform.graph_passes import prepare
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning.defaults import replay
-from tvm_mobilenet.tuning.lookup import find_tuning_log
 from tvm_mobilenet.tuning.schedules import UNROLL_CHOICES
 from tvm_mobilenet.tuning.tasks import extract_tasks, lower_for_tuning
 
@@ -93,7 +92,7 @@ def test_packed_kernels_keep_their_names_and_weight_marks():
     weights, and keep the ``<task>_prepacked`` names that the profiler matches."""
     preset = load_target("x86")
     source = ModelSource("mobilenet_v1")
-    database = tuning_log.open_schedules(find_tuning_log(preset, source.tuning_label))
+    database = tuning_log.open_schedules(tuning_log.log_dir("x86-rocketlake", source.tuning_label))
     mod = lower_for_tuning(prepare(import_model(source).mod), preset.tvm_target, database)
     packed = {gv.name_hint: func for gv, func in mod.functions.items()
               if gv.name_hint.endswith("_prepacked")}

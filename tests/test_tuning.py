@@ -1,6 +1,5 @@
 """Tuning: exact task classification, resumable logs, verified tuned builds, clear log errors."""
 
-import logging
 import os
 import shutil
 from collections import Counter
@@ -23,7 +22,7 @@ from tvm_mobilenet.target.presets import host_cpu, load_target
 from tvm_mobilenet.target.vector_unit import vector_unit
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning import selection
-from tvm_mobilenet.tuning.lookup import find_tuning_log, log_target_name, schedules_for
+from tvm_mobilenet.tuning.lookup import compatible_logs, log_target_name, schedules_for
 from tvm_mobilenet.tuning.schedules import (
     POINTWISE_ORDERS,
     direct_conv_space,
@@ -121,7 +120,6 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
         used = best_record(task, schedules, preset.tvm_target)
         assert str(used.trace) == str(pick.record.trace)
         assert all(pick.picked[t] > 0 for t in (1, 2))
-    assert find_tuning_log(preset, SMALL.label, log) == log
     library_path = tmp_path / "tuned.so"
     schedules = schedules_for(imported.mod, preset, [log], defaults=False)
     assert [schedules.sources[task.name] for task in chosen] == [str(log)] * 2
@@ -146,28 +144,35 @@ def test_tune_resumes_and_tuned_build_verifies(tmp_path, monkeypatch):
     assert len(select(chosen, preset.tvm_target, log, (1, 2))) == 2
 
 
-def test_a_cpu_without_a_log_of_its_own_builds_with_another_cpus(tmp_path, caplog):
-    """Host presets keep a log per CPU model; a build on a CPU with none borrows the same
-    preset's log from another CPU (with a warning), never another preset's."""
-    caplog.set_level(logging.INFO, logger="tvm_mobilenet")
+def test_a_build_takes_its_own_log_first_then_other_cpus_with_the_same_vector_unit(tmp_path):
+    """Host presets keep a log per CPU model. A build takes the model's own log, then the
+    other logs of its CPU folder, then the same preset's logs of CPUs with this one's vector
+    registers (the same model's first); never another preset's, nor another vector unit's."""
     preset = load_target("x86")
     assert log_target_name(preset) == f"x86-{host_cpu()}"
-    label = "mobilenet_v1-1.0-224"
-    assert find_tuning_log(preset, label, root=tmp_path) is None
-    assert "building untuned" in caplog.text
+    label, other_model = "mobilenet_v1-1.0-224", "mobilenet_v2-1.0-224"
+    assert compatible_logs(preset, label, tmp_path) == []
     committed = tuning_log.log_dir(ZNVER4, label)
-    other_preset = tuning_log.log_dir("x86-avx2-haswell", label, tmp_path)
-    shutil.copytree(committed, other_preset)
-    summary = tuning_log.read_summary(other_preset)
-    tuning_log.write_summary(other_preset, {**summary, "target_preset": "x86-avx2"})
-    assert find_tuning_log(preset, label, root=tmp_path) is None
-    other_cpu = tuning_log.log_dir("x86-othercpu", label, tmp_path)
-    shutil.copytree(committed, other_cpu)
-    assert find_tuning_log(preset, label, root=tmp_path) == other_cpu
-    assert "no tuning log for this CPU" in caplog.text and "was tuned for" in caplog.text
-    own = tuning_log.log_dir(log_target_name(preset), label, tmp_path)
-    shutil.copytree(committed, own)
-    assert find_tuning_log(preset, label, root=tmp_path) == own
+
+    def lend(folder: str, model: str, preset_name: str, cpu: str):
+        log = tuning_log.log_dir(folder, model, tmp_path)
+        shutil.copytree(committed / tuning_log.SELECTED_DIR, log / tuning_log.SELECTED_DIR)
+        summary = tuning_log.read_summary(committed)
+        tuning_log.write_summary(log, {**summary, "target_preset": preset_name,
+                                       "target": {**summary["target"], "mcpu": cpu}})
+        return log
+
+    other_unit = "haswell" if vector_unit(preset.tvm_target).lanes == 16 else "skylake-avx512"
+    lend("x86-avx2-haswell", label, "x86-avx2", host_cpu())
+    lend("x86-othercpu", label, "x86", other_unit)
+    assert compatible_logs(preset, label, tmp_path) == []
+    same_unit_other_model = lend("x86-samecpu", other_model, "x86", host_cpu())
+    same_unit = lend("x86-samecpu2", label, "x86", host_cpu())
+    assert compatible_logs(preset, label, tmp_path) == [same_unit, same_unit_other_model]
+    own_other_model = lend(log_target_name(preset), other_model, "x86", host_cpu())
+    own = lend(log_target_name(preset), label, "x86", host_cpu())
+    assert compatible_logs(preset, label, tmp_path) == [own, own_other_model, same_unit,
+                                                        same_unit_other_model]
 
 
 def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_path, monkeypatch,

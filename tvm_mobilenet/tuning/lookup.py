@@ -28,11 +28,11 @@ from pathlib import Path
 import tvm
 from tvm.s_tir import meta_schedule as ms
 
-from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.resources import log_root
 from tvm_mobilenet.target.presets import TargetPreset
+from tvm_mobilenet.target.vector_unit import vector_unit
 from tvm_mobilenet.tuning import log as tuning_log
-from tvm_mobilenet.tuning.defaults import default_record, vector_unit
+from tvm_mobilenet.tuning.defaults import default_record
 from tvm_mobilenet.tuning.tasks import Task, extract_tasks
 
 logger = logging.getLogger(__name__)
@@ -65,33 +65,6 @@ def other_cpu_logs(preset: TargetPreset, label: str,
     return [directory for directory in sorted(root.glob(f"{preset.name}-*/{label}"))
             if directory != own and tuning_log.is_usable(directory)
             and (tuning_log.read_summary(directory) or {}).get("target_preset") == preset.name]
-
-
-def find_tuning_log(preset: TargetPreset, label: str, explicit: Path | None = None,
-                    root: Path | None = None) -> Path | None:
-    """The log to build with: `explicit`, else tuning_logs/<preset folder>/<label> if it has
-    records, else the same preset's log from another CPU (with a note).
-
-    Warns (once) when the log was tuned for another target or CPU than `preset`.
-    """
-    directory = explicit or tuning_log.log_dir(log_target_name(preset), label, root)
-    if not tuning_log.is_usable(directory):
-        if explicit is not None:
-            raise UserError(f"no tuning records in {directory}")
-        borrowed = other_cpu_logs(preset, label, root)
-        if not borrowed:
-            logger.info(f"note: no tuning log at {directory}; building untuned "
-                  f"(python -m tvm_mobilenet.tune --target {preset.name} makes one)")
-            return None
-        logger.info(f"note: no tuning log for this CPU at {directory}; using {borrowed[0]} "
-              f"(python -m tvm_mobilenet.tune --target {preset.name} tunes for this CPU)")
-        directory = borrowed[0]
-    summary = tuning_log.read_summary(directory) or {}
-    tuned_for = summary.get("target")
-    if tuned_for is not None and tuned_for != preset.target:
-        logger.warning(f"warning: {directory} was tuned for {tuned_for}, this build targets "
-              f"{preset.target}: the schedules still apply but may be slow")
-    return directory
 
 
 def compatible_logs(preset: TargetPreset, label: str, root: Path | None = None) -> list[Path]:
