@@ -30,7 +30,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from tvm_mobilenet.resources import log_root
 from tvm_mobilenet.target.presets import TargetPreset
-from tvm_mobilenet.target.vector_unit import vector_unit
+from tvm_mobilenet.target.vector_unit import VectorUnit, vector_unit
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning.defaults import default_record
 from tvm_mobilenet.tuning.tasks import Task, extract_tasks
@@ -83,7 +83,7 @@ def compatible_logs(preset: TargetPreset, label: str, root: Path | None = None) 
     return [path for path in logs if tuning_log.is_usable(path)]
 
 
-def _same_vector_unit(log: Path, preset: TargetPreset, unit) -> bool:
+def _same_vector_unit(log: Path, preset: TargetPreset, unit: VectorUnit) -> bool:
     summary = tuning_log.read_summary(log) or {}
     if summary.get("target_preset") != preset.name or "target" not in summary:
         return False
