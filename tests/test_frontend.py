@@ -27,6 +27,20 @@ def test_explicit_batch(small_model):
     assert onnx_input(small_model, batch=4)[1] == (4, 3, 96, 96)
 
 
+@pytest.mark.parametrize("written", [-1, 0])
+def test_sizes_written_as_minus_one_or_zero_are_dynamic(small_model, written):
+    """Some exporters write a dynamic size as -1 or 0 instead of a name."""
+    model = onnx.ModelProto()
+    model.CopyFrom(small_model)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[0].dim_value = written
+    assert onnx_input(model) == ("input", (1, 3, 96, 96))
+    dims[2].dim_value = written
+    with pytest.raises(UserError, match="--input-shape"):
+        onnx_input(model)
+    assert onnx_input(model, (1, 3, 96, 96)) == ("input", (1, 3, 96, 96))
+
+
 def check_cli_error(args: list[str], fragment: str) -> None:
     result = run_module("build", "--model", *args)
     assert result.returncode == 2

@@ -106,7 +106,8 @@ def onnx_input(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = Non
     """Name and concrete shape of the model's single image input.
 
     A symbolic first (batch) dimension becomes `batch`; `input_shape`, when given, must agree
-    with every static dimension of the model.
+    with every static dimension of the model. Sizes written as -1 or 0, as some exporters
+    write a dynamic size, are symbolic too.
     """
     initializers = {init.name for init in model.graph.initializer}
     inputs = [value for value in model.graph.input if value.name not in initializers]
@@ -114,8 +115,8 @@ def onnx_input(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = Non
         raise UserError(f"expected one image input, the model has {len(inputs)}: "
                         f"{', '.join(value.name for value in inputs)}")
     value = inputs[0]
-    dims = [dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?")
-            for dim in value.type.tensor_type.shape.dim]
+    dims = [dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0
+            else (dim.dim_param or "?") for dim in value.type.tensor_type.shape.dim]
     shown = "[" + ", ".join(str(dim) for dim in dims) + "]"
     if input_shape is not None:
         if len(input_shape) != len(dims) or any(
