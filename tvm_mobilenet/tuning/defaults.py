@@ -31,6 +31,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import Schedule
 
 from tvm_mobilenet.target.vector_unit import VectorUnit, vector_unit
+from tvm_mobilenet.tuning.intrinsics import import_tensor_intrinsics
 from tvm_mobilenet.tuning.schedules import (
     MAX_PIXEL_TILE,
     MAX_TILE_VECTORS,
@@ -118,6 +119,7 @@ def replay(task: Task, target: tvm.target.Target, order: str | None,
     convs) with `decisions` for the space's sampling instructions, in order, then by
     MetaSchedule's postprocessors, exactly as the tuner builds a candidate; None if a
     postprocessor rejects it."""
+    import_tensor_intrinsics()  # TuneContext imports them: 15-90 s, unless done this way
     context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                              space_generator=space_generator(task.kind, target))
     spaces = context.space_generator.generate_design_space(task.mod)
