@@ -69,11 +69,10 @@ def pointwise_tile(pixels: int, vectors: int, unit: VectorUnit) -> tuple[int, in
     best, best_key = (1, 1), (0.0, 0)
     for m1 in divisors(pixels, most_pixels):
         for f1 in divisors(vectors, MAX_TILE_VECTORS):
-            weights = f1
-            accumulators = m1 * weights
-            if accumulators + weights + 1 > unit.registers:
+            accumulators = m1 * f1  # plus f1 weight vectors and one broadcast input
+            if accumulators + f1 + 1 > unit.registers:
                 continue
-            key = (accumulators / (m1 + weights), accumulators)
+            key = (accumulators / (m1 + f1), accumulators)
             if key > best_key:
                 best, best_key = (m1, f1), key
     return best
@@ -93,18 +92,17 @@ def _decisions(task: Task, target: tvm.target.Target) -> tuple[str | None, list]
     sampling instructions, in the order the space samples them."""
     unit = vector_unit(target)
     unroll = UNROLL_CHOICES.index(DEFAULT_UNROLL)
-    space_lanes = unit.lanes
     func = task.mod["main"]
     if task.kind == "classifier":
         classes = int(func.params[-1].shape[-1])
-        lanes = math.gcd(classes, space_lanes)
+        lanes = math.gcd(classes, unit.lanes)
         return None, [[classes // lanes, 1], unroll]
     _, height, width, channels = (int(d) for d in func.params[-1].shape)
     if task.kind in ("depthwise", "stem"):
         y1, f1 = direct_tile(height, channels, unit)
         return None, [[height // y1, y1], [width, 1], [channels // f1, f1], unroll]
     pixels = height * width
-    lanes = math.gcd(channels, space_lanes)
+    lanes = math.gcd(channels, unit.lanes)
     vectors = channels // lanes
     m1, f1 = pointwise_tile(pixels, vectors, unit)
     in_channels = int(func.params[0].shape[-1])
