@@ -34,9 +34,22 @@ def load_image(spec: str) -> Image.Image:
         raise UserError(f"image {path} does not exist")
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return _as_rgb(image, path)
     except OSError as error:
         raise UserError(f"{path} is not a readable image ({error})") from error
+
+
+def _as_rgb(image: Image.Image, path: Path) -> Image.Image:
+    """8-bit RGB. 16-bit greyscale is scaled down (PIL's own conversion clips it to white);
+    floating-point images have no defined range, so they are refused."""
+    if image.mode == "F":
+        raise UserError(f"{path} is a floating-point image; save it as 8 or 16 bits per channel")
+    if image.mode.startswith("I"):
+        levels = np.asarray(image, dtype=np.float64)
+        if levels.min() < 0 or levels.max() > 65535:
+            raise UserError(f"{path} has pixel values outside 16 bits")
+        image = Image.fromarray(np.round(levels / 257).astype(np.uint8), mode="L")
+    return image.convert("RGB")
 
 
 def preprocess(image: Image.Image) -> np.ndarray:
