@@ -9,9 +9,12 @@ from tvm_mobilenet.evaluate.verify import DEFAULT_RTOL, compare, seeded_inputs, 
 from tvm_mobilenet.frontend.importer import ModelSource, onnx_model
 from tvm_mobilenet.runtime.runner import load_local
 
+#: The edges too: the smallest width multiplier the paper lists (0.25) at the smallest
+#: resolution the architectures accept (32).
 SOURCES = [ModelSource("mobilenet_v1", 1.0, 224), ModelSource("mobilenet_v1", 0.5, 160),
            ModelSource("mobilenet_v2", 1.0, 224), ModelSource("mobilenet_v2", 0.5, 128),
-           ModelSource("mobilenet_v2", 0.5, 96, expansion=4)]
+           ModelSource("mobilenet_v2", 0.5, 96, expansion=4),
+           ModelSource("mobilenet_v1", 0.25, 32), ModelSource("mobilenet_v2", 0.25, 32)]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.label + f"-t{s.expansion}")
