@@ -33,7 +33,7 @@ from tvm_mobilenet.frontend.importer import ModelSource, import_onnx, onnx_model
 from tvm_mobilenet.runtime.rpc import Endpoint, probe
 from tvm_mobilenet.runtime.runner import load, set_threads, vulkan_device
 from tvm_mobilenet.target.linker import linker_for
-from tvm_mobilenet.target.presets import TargetPreset, host_cpu, load_target
+from tvm_mobilenet.target.presets import TargetPreset, host_cpu, load_target, one_and_all
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning.lookup import (
     compatible_logs,
@@ -178,7 +178,7 @@ def run_tuning(args: TuneArgs) -> None:
         on_host = args.device is None and not gpu
         picking = on_host and not tuning_log.has_selection(log)
         if picking:
-            thread_counts = tuple(sorted({1, preset.num_cores}))
+            thread_counts = one_and_all(preset.num_cores)
             logger.info(f"picking each task's schedule: its {SHORTLIST} fastest records measured "
                   f"again at {' and '.join(map(str, thread_counts))} thread(s)")
             start = time.perf_counter()

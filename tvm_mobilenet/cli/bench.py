@@ -18,6 +18,7 @@ from tvm_mobilenet.evaluate.bench import COMPARABLE_RUNTIMES, benchmark, report
 from tvm_mobilenet.frontend.importer import onnx_model
 from tvm_mobilenet.runtime.rpc import add_rpc_args
 from tvm_mobilenet.runtime.runner import RemoteLibrary, open_library
+from tvm_mobilenet.target.presets import one_and_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             compare_model = onnx_model(source).SerializeToString()
         # The target's cores (a GPU's library has none: one row).
         cores = int(library.info.target_dict.get("num-cores", 1))
-        threads = args.threads or tuple(sorted({1, cores}))
+        threads = args.threads or one_and_all(cores)
         timings = [timing for count in threads
                    for timing in benchmark({"tvm": library}, args.runs, count, compare_model)]
         print(report(str(args.library), timings, library.where))

@@ -19,7 +19,7 @@ from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.frontend.importer import MODEL_NAMES, ModelSource
 from tvm_mobilenet.models.architectures import Architecture, architecture
 from tvm_mobilenet.runtime.library import LibraryInfo
-from tvm_mobilenet.target.presets import host_cores
+from tvm_mobilenet.target.presets import host_cores, one_and_all
 from tvm_mobilenet.tuning.tasks import TASK_KINDS
 
 #: Exit code for bad input (a model, target, log or flag the user gave), as argparse uses.
@@ -197,7 +197,7 @@ def thread_counts(text: str) -> tuple[int, ...]:
 
 def default_threads() -> tuple[int, ...]:
     """1 thread and all of this machine's cores."""
-    return tuple(sorted({1, host_cores()}))
+    return one_and_all(host_cores())
 
 
 def add_threads_arg(parser: argparse.ArgumentParser, default_help: str) -> None:

@@ -69,6 +69,11 @@ def host_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def one_and_all(cores: int) -> tuple[int, ...]:
+    """The thread counts a library is timed and picked at: 1 and all `cores`."""
+    return tuple(sorted({1, cores}))
+
+
 def _resolve_auto(target: dict[str, Any]) -> dict[str, Any]:
     resolved = dict(target)
     if resolved.get("mcpu") == "auto":
