@@ -5,10 +5,11 @@ XNNPACK) and ncnn, side by side.
 
 For each model (α=1, 224 unless --alpha/--resolution say otherwise; seed 0) one file per
 runtime is made from the same weights: the ONNX graph (onnxruntime), a TFLite flatbuffer
-written by `models/tflite_export.py` (LiteRT), an ncnn model converted from the ONNX file by `pnnx`, and the TVM libraries, tuned
-with the schedules a build picks (the tuning logs that fit, then defaults), with the target's
-default schedules alone, and untuned. Every runtime runs in its own process with the same
-thread count, so no runtime's spinning thread pool slows another; each process first checks
+written by `models/tflite_export.py` (LiteRT), an ncnn model converted from the ONNX file by
+`pnnx`, and the TVM libraries: tuned with the schedules a build picks (the tuning logs that
+fit, then defaults), with the target's default schedules alone, and untuned. Every runtime
+runs in its own process with the same thread count, so no runtime's spinning thread pool
+slows another; each process first checks
 its output against the NumPy float64 reference (relative error <= 1e-4). Then the runtimes
 are timed in rounds, A B C, B C A, C A B, ...: each turn is 2 warm-up runs and 5 timed ones,
 and starts only once every other runtime's threads have stopped spinning (TVM's pool keeps a

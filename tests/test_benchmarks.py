@@ -45,7 +45,8 @@ def test_profile_splits_an_inference_by_kind(built_library):
     # V2: ReLU6 expansions and linear projections are told apart.
     assert {"stem", "depthwise", "expand", "project", "classifier"} <= rows.keys(), rows
     # The timed calls account for the inference: what is left (dispatch, noise) is small.
-    in_calls_ms = sum(float(cells[2]) for kind, cells in rows.items() if not kind.startswith("rest"))
+    in_calls_ms = sum(float(cells[2]) for kind, cells in rows.items()
+                      if not kind.startswith("rest"))
     assert abs(inference_ms - in_calls_ms) < 0.3 * inference_ms, (in_calls_ms, inference_ms)
     assert float(rows["project"][4]) > 0 and "of FMA peak" in rows["project"][6]
     assert "of copy bandwidth" in rows["depthwise"][6]
