@@ -22,7 +22,13 @@ from tvm_mobilenet.target.presets import host_cpu, load_target
 from tvm_mobilenet.target.vector_unit import vector_unit
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning import selection
-from tvm_mobilenet.tuning.lookup import compatible_logs, log_target_name, schedules_for
+from tvm_mobilenet.tuning.defaults import default_record
+from tvm_mobilenet.tuning.lookup import (
+    compatible_logs,
+    log_target_name,
+    schedules_for,
+    transfer_logs,
+)
 from tvm_mobilenet.tuning.schedules import (
     POINTWISE_ORDERS,
     direct_conv_space,
@@ -173,6 +179,10 @@ def test_a_build_takes_its_own_log_first_then_other_cpus_with_the_same_vector_un
     own = lend(log_target_name(preset), label, "x86", host_cpu())
     assert compatible_logs(preset, label, tmp_path) == [own, own_other_model, same_unit,
                                                         same_unit_other_model]
+    # A new log starts from every other log of the preset, whatever its CPU (re-measured).
+    other_unit_log = tuning_log.log_dir("x86-othercpu", label, tmp_path)
+    assert transfer_logs(preset, label, tmp_path) == [own_other_model, other_unit_log,
+                                                      same_unit_other_model, same_unit]
 
 
 def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_path, monkeypatch,
@@ -195,8 +205,11 @@ def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_pat
         measured.append(len(records)) or original(task, target, records, threads)))
 
     [pick] = select([task], target, mine, (1,))
-    # This log's record, the borrowable ones and the task's default schedule.
-    assert measured == [1 + len(borrowable) + 1]
+    # This log's record, the borrowable ones and the task's default schedule, each once.
+    own = tuning_log.open_database(mine)
+    [own_record] = own.get_top_k(own.commit_workload(task.mod), 10)
+    default = str(default_record(task, target, ms.database.MemoryDatabase()).trace)
+    assert measured == [len({str(own_record.trace), default, *borrowable})]
     if pick.borrowed_from is None:
         assert pick.rank == 0
     elif pick.borrowed_from != selection.DEFAULT_SCHEDULE:
@@ -204,14 +217,8 @@ def test_picks_also_measure_records_borrowed_from_the_targets_other_logs(tmp_pat
 
     with tuning_log.exclusive(other):  # as while it is tuned
         select([task], target, mine, (1,))
-    assert measured[-1] == 2
-    assert "not borrowing records from other: " in caplog.text
-    # The same model's log from another CPU (`tune` passes `build.other_cpu_logs`) lends too.
-    other_cpu = tuning_log.log_dir("x86-othercpu", "mine", tmp_path)
-    shutil.copytree(other, other_cpu)
-    [pick] = select([task], target, mine, (1,), [other_cpu])
-    assert measured[-1] == 1 + 2 * len(borrowable) + 1
-    assert pick.borrowed_from in (None, "other", "x86-othercpu/mine", selection.DEFAULT_SCHEDULE)
+    assert measured[-1] == len({str(own_record.trace), default})
+    assert f"not borrowing records: {other} is being tuned" in caplog.text
 
 
 def test_corrupted_log_names_the_file(tmp_path):

@@ -38,8 +38,8 @@ from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning.lookup import (
     compatible_logs,
     log_target_name,
-    other_cpu_logs,
     schedules_for,
+    transfer_logs,
 )
 from tvm_mobilenet.tuning.plot import plot_task_latencies
 from tvm_mobilenet.tuning.selection import (
@@ -60,7 +60,10 @@ from tvm_mobilenet.tuning.tuner import tune_tasks
 
 logger = logging.getLogger(__name__)
 
+#: The default budget of a log tuned from scratch, and of one that starts from other logs
+#: (`tuning/transfer.py`): enough for its seeds and a short search of the slowest kernels.
 DEFAULT_TRIALS_PER_TASK = 32
+TRANSFER_TRIALS_PER_TASK = 4
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,9 @@ def run_tuning(args: TuneArgs) -> None:
     all_tasks = extract_tasks(imported.mod, target)
     tasks = [task for task in all_tasks if task.kind in args.ops]
     logger.info(task_table(tasks))
-    trials = args.trials if args.trials is not None else DEFAULT_TRIALS_PER_TASK * len(tasks)
+    transfer_from = [] if gpu else transfer_logs(preset, args.source.tuning_label, args.log_dir)
+    per_task = TRANSFER_TRIALS_PER_TASK if transfer_from else DEFAULT_TRIALS_PER_TASK
+    trials = args.trials if args.trials is not None else per_task * len(tasks)
     with tuning_log.exclusive(log):
         if args.fresh:
             for name in (tuning_log.WORKLOAD_FILE, tuning_log.RECORD_FILE):
@@ -168,7 +173,7 @@ def run_tuning(args: TuneArgs) -> None:
               f"({tuning_log.record_count(log)} records so far)")
         start, records_before = time.perf_counter(), tuning_log.record_count(log)
         progress = tune_tasks(tasks, target, log, trials, args.search_seed, args.device, linker,
-                              preset.target if gpu else None)
+                              preset.target if gpu else None, transfer_from)
         elapsed = time.perf_counter() - start
         logger.info(f"tuning took {elapsed:.0f} s; the log holds "
               f"{sum(p.trials for p in progress)} trials for these tasks")
@@ -182,8 +187,7 @@ def run_tuning(args: TuneArgs) -> None:
             logger.info(f"picking each task's schedule: its {SHORTLIST} fastest records measured "
                   f"again at {' and '.join(map(str, thread_counts))} thread(s)")
             start = time.perf_counter()
-            other_cpus = other_cpu_logs(preset, args.source.tuning_label, args.log_dir)
-            picks = select(logged, target, log, thread_counts, other_cpus)
+            picks = select(logged, target, log, thread_counts)
             logger.info(pick_table(picks, thread_counts))
             logger.info(f"picking took {time.perf_counter() - start:.0f} s")
         database = tuning_log.open_schedules(log)

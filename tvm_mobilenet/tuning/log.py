@@ -117,22 +117,25 @@ def open_schedules(directory: Path) -> ms.database.Database:
     return open_database(directory / SELECTED_DIR if has_selection(directory) else directory)
 
 
-def sibling_databases(directory: Path, others: Sequence[Path] = ()
-                      ) -> dict[str, ms.database.Database]:
-    """The other logs of the same target (other models, widths, resolutions), by folder name,
-    and `others` (this model's logs from other CPUs), by target folder/model; each read under
-    its lock; one being tuned or unreadable is skipped, with a word why."""
-    logs = [(other.name, other) for other in sorted(directory.parent.iterdir())
-            if other != directory and (other / RECORD_FILE).exists()]
-    logs += [(f"{other.parent.name}/{other.name}", other) for other in others]
+def open_locked(logs: Sequence[Path]) -> dict[Path, ms.database.Database]:
+    """The databases of `logs` (others than the one being tuned), each read under its lock;
+    one being tuned or unreadable is skipped, with a word why."""
     databases = {}
-    for name, other in logs:
+    for other in logs:
         try:
             with exclusive(other):
-                databases[name] = open_database(other)
+                databases[other] = open_database(other)
         except UserError as error:
-            logger.warning(f"not borrowing records from {name}: {error}")
+            logger.warning(f"not borrowing records: {error}")
     return databases
+
+
+def sibling_databases(directory: Path) -> dict[str, ms.database.Database]:
+    """The other logs of the same target (other models, widths, resolutions), by folder name
+    (`open_locked`)."""
+    return {other.name: database for other, database in open_locked(
+        [other for other in sorted(directory.parent.iterdir())
+         if other != directory and (other / RECORD_FILE).exists()]).items()}
 
 
 def has_selection(directory: Path) -> bool:

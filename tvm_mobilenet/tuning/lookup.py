@@ -55,16 +55,20 @@ def log_target_name(preset: TargetPreset) -> str:
     return f"{preset.name}-{adapter_slug(open_device()[0])}"
 
 
-def other_cpu_logs(preset: TargetPreset, label: str,
-                   root: Path | None = None) -> list[Path]:
-    """Logs of `label` tuned for `preset` on other CPUs (a detected-CPU preset only)."""
-    if not preset.detected_cpu:
-        return []
+def transfer_logs(preset: TargetPreset, label: str, root: Path | None = None) -> list[Path]:
+    """The logs a new log of `label` for `preset` starts from (`tuning/transfer.py`): every
+    other log of its target folder and, for a detected-CPU preset, every log of the preset
+    tuned on any other CPU. Their records are measured again here before they count."""
     root = log_root(root)
-    own = tuning_log.log_dir(log_target_name(preset), label, root)
-    return [directory for directory in sorted(root.glob(f"{preset.name}-*/{label}"))
-            if directory != own and tuning_log.is_usable(directory)
-            and (tuning_log.read_summary(directory) or {}).get("target_preset") == preset.name]
+    own_folder = root / log_target_name(preset)
+    folders = [own_folder]
+    if preset.detected_cpu:
+        folders += [folder for folder in sorted(root.glob(f"{preset.name}-*/"))
+                    if folder != own_folder]
+    return [log for folder in folders for log in sorted(folder.glob("*/"))
+            if log != own_folder / label and tuning_log.is_usable(log)
+            and (folder == own_folder
+                 or (tuning_log.read_summary(log) or {}).get("target_preset") == preset.name)]
 
 
 def compatible_logs(preset: TargetPreset, label: str, root: Path | None = None) -> list[Path]:

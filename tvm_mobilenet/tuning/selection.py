@@ -16,11 +16,10 @@ pointwise conv (5 of its 13 pointwise convs): the log's fastest record re-measur
 
 The shortlist also holds the `BORROWED` fastest records of every other log of the same
 target that has the task (`tuning_log.sibling_databases`), all measured side by side, so a
-layer two models share is built with the better of their searches. For a preset that detects
-the CPU, so do the same model's logs from other CPUs: a search on one CPU model may have found
-what a shorter one here missed, and every record is timed again here before it can win.
-The task's default schedule (`defaults.py`) is measured with them, so that a short tune never
-ends slower than no tune.
+layer two models share is built with the better of their searches. (Logs of other CPUs enter
+a log earlier, as the seeds of its tune: `transfer.py`.) The task's default schedule
+(`defaults.py`) is measured with them, so that a short tune never ends slower than no tune.
+A schedule that several of them hold is measured once.
 
 At more than one thread, the layers should also split their work over the cores alike, so
 that each core finds in its own cache the activations it produced for the layer before. The
@@ -40,7 +39,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import tvm
@@ -122,13 +120,12 @@ def required_order(task: Task, cores: int) -> str | None:
 
 
 def select(tasks: list[Task], target: tvm.target.Target, log: Path,
-           thread_counts: tuple[int, ...], other_cpus: Sequence[Path] = ()) -> list[Pick]:
+           thread_counts: tuple[int, ...]) -> list[Pick]:
     """Re-measure each task's shortlist (with the records borrowed from the target's other
-    logs and from `other_cpus`, this model's logs tuned on other CPUs) at `thread_counts`,
-    write the picks to the log's ``selected/`` database once all are made, return them (tasks
-    without records in this log are skipped)."""
+    logs) at `thread_counts`, write the picks to the log's ``selected/`` database once all
+    are made, return them (tasks without records in this log are skipped)."""
     database = tuning_log.open_database(log)
-    siblings = tuning_log.sibling_databases(log, other_cpus)
+    siblings = tuning_log.sibling_databases(log)
     tuning_log.discard_selection(log)
     picks = tuning_log.open_database(log / tuning_log.PICKING_DIR)
     results = []
@@ -144,6 +141,7 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
         default = default_record(task, target, ms.database.MemoryDatabase())
         if default is not None:  # a short tune must not end slower than the default
             candidates.append((DEFAULT_SCHEDULE, 0, default))
+        candidates = _distinct(candidates)
         # The log's fastest record is measured too, for the pick table, if the order ruled it out.
         measured = [record for _, _, record in candidates]
         reference = 0 if candidates[0][1] == 0 else len(measured)
@@ -163,6 +161,18 @@ def select(tasks: list[Task], target: tvm.target.Target, log: Path,
     tuning_log.commit_selection(log)
     set_threads(max(thread_counts))
     return results
+
+
+def _distinct(candidates: list[tuple]) -> list[tuple]:
+    """`candidates` (source, rank, record) without the repeats of a schedule, first kept."""
+    seen: set[str] = set()
+    kept = []
+    for candidate in candidates:
+        text = str(candidate[-1].trace)
+        if text not in seen:
+            seen.add(text)
+            kept.append(candidate)
+    return kept
 
 
 def _shortlist(database: ms.database.Database, task: Task, count: int,

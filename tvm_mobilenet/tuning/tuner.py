@@ -16,6 +16,7 @@ import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import tvm
 from tqdm import tqdm
@@ -28,6 +29,7 @@ from tvm_mobilenet.target.linker import Linker
 from tvm_mobilenet.target.presets import host_cores
 from tvm_mobilenet.transform import prefetch
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning import transfer
 from tvm_mobilenet.tuning.intrinsics import import_tensor_intrinsics
 from tvm_mobilenet.tuning.schedules import space_generator
 from tvm_mobilenet.tuning.tasks import Task
@@ -157,13 +159,19 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
 
 def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: int,
                seed: int = 0, device: Endpoint | None = None, linker: Linker | None = None,
-               gpu_target: dict | None = None) -> list[TaskProgress]:
+               gpu_target: dict | None = None, transfer_from: Sequence[Path] = ()
+               ) -> list[TaskProgress]:
     """Tune `tasks` until the log holds about `trials` records for them (resumes a log;
     a slim log counts the records it was slimmed from, `tuning_log.trials_spent`).
 
     Candidates run on this machine's CPU; with `device` (a tracker and key) on that device,
     linked by `linker`; with `gpu_target` (a webgpu target) on this machine's Vulkan GPU, with
     MetaSchedule's GPU rules for `target` (a vulkan stand-in) instead of our CPU spaces.
+
+    On CPUs, the tasks the log has no record of start from the logs `transfer_from`
+    (`transfer.py`): their seeds are measured first and count as trials, the cost model is
+    trained on those logs' records, and a budget too small for a round of every task is spent
+    on the tasks that hold most of the time.
 
     Ctrl-C stops after the round in flight (then KeyboardInterrupt is raised); every finished
     trial stays in the log.
@@ -182,6 +190,19 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
         os.environ["TVM_NUM_THREADS"] = str(target.attrs["num-cores"])
     builder, runner = builder_and_runner(device, linker, gpu_target, tasks)
     import_tensor_intrinsics()  # TuneContext imports them: 15-90 s, unless done this way
+    searched, cost_model = tasks, ms.cost_model.XGBModel(num_tuning_cores=host_cores())
+    if gpu_target is None and transfer_from:
+        sources = list(tuning_log.open_locked(transfer_from).values())
+        for entry in transfer.seed_log(tasks, target, database, sources, builder, runner):
+            progress[tasks.index(entry.task)].trials += len(entry.schedules)
+            remaining -= len(entry.schedules)
+        if remaining <= 0:
+            return progress
+        cost_model = transfer.trained_model(tasks, target, sources, host_cores())
+        if remaining < MAX_TRIALS_PER_ROUND * len(tasks):
+            searched = transfer.hot_tasks(tasks, database, remaining)
+            logger.info(f"searching the {len(searched)} slowest of {len(tasks)} kernels "
+                        f"({remaining} trials)")
     contexts = [
         ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                        space_generator=(ms.space_generator.PostOrderApply() if gpu_target
@@ -190,19 +211,20 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
                            population_size=GPU_POPULATION if gpu_target else POPULATION,
                            init_min_unmeasured=32),
                        rand_state=seed + index + 1, num_threads=host_cores())
-        for index, task in enumerate(tasks)]
-    callback = ProgressCallback(progress, remaining)
+        for index, task in enumerate(searched)]
+    callback = ProgressCallback([entry for entry in progress if entry.task in searched],
+                                remaining)
     previous_handler = signal.signal(signal.SIGINT, _request_stop(callback))
-    per_round = max(1, min(MAX_TRIALS_PER_ROUND, remaining // len(tasks)))
-    per_task = max(per_round, math.ceil(2 * remaining / len(tasks)))
+    per_round = max(1, min(MAX_TRIALS_PER_ROUND, remaining // len(searched)))
+    per_task = max(per_round, math.ceil(2 * remaining / len(searched)))
     try:
         with tempfile.TemporaryDirectory(prefix="tvm_mobilenet_tune_") as scratch:
             ms.tune_tasks(
-                tasks=contexts, task_weights=[float(task.weight) for task in tasks],
+                tasks=contexts, task_weights=[float(task.weight) for task in searched],
                 work_dir=scratch, max_trials_global=remaining, max_trials_per_task=per_task,
                 num_trials_per_iter=per_round,
                 builder=builder, runner=runner,
-                database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=host_cores()),
+                database=database, cost_model=cost_model,
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    callback],
                 task_scheduler=ms.task_scheduler.GradientBased(seed=seed))
