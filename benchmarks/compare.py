@@ -73,6 +73,9 @@ ROUND_WARMUP = 2
 #: processes of the same TVM library, interleaved, differed by up to 5.7% in their medians
 #: round after round (XNNPACK's by up to 1.6%), enough to decide a close cell.
 PROCESSES = 4
+#: The name `--from-file` saves the ONNX file under: one no tuning log is named after.
+USER_FILE = "user_model.onnx"
+
 
 def tvm_runner(path: str, x: np.ndarray, threads: int) -> Runner:
     library = load_local(Path(path))
@@ -121,11 +124,11 @@ RUNNERS: dict[str, Callable[[str, np.ndarray, int], Runner]] = {
 
 
 def model_files(source: ModelSource, out: Path, log_root: Path | None, untuned: bool = True,
-                defaults: bool = True, target: str = "x86"
+                defaults: bool = True, target: str = "x86", from_file: bool = False
                 ) -> tuple[dict[str, tuple[str, Path]], np.ndarray, np.ndarray]:
     """{runtime: (runner kind, file)} for one model (TVM on default schedules only if
-    `defaults`, untuned TVM only if `untuned`), its input
-    and its reference logits."""
+    `defaults`, untuned TVM only if `untuned`; TVM built from the ONNX file saved as
+    `USER_FILE` if `from_file`), its input and its reference logits."""
     arch = architecture(source.spec, source.alpha, source.resolution)
     weights = random_weights(arch, 0)
     graph = to_onnx(arch, weights)
@@ -134,6 +137,11 @@ def model_files(source: ModelSource, out: Path, log_root: Path | None, untuned: 
     folder = out / arch.label
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
+    onnx_path = folder / "model.onnx"
+    onnx_path.write_bytes(graph.SerializeToString())
+    if from_file:
+        (folder / USER_FILE).write_bytes(graph.SerializeToString())
+        source = ModelSource(str(folder / USER_FILE))
     preset = load_target(target)
     imported = import_model(source)
     logs = compatible_logs(preset, source.tuning_label, log_root)
@@ -148,8 +156,6 @@ def model_files(source: ModelSource, out: Path, log_root: Path | None, untuned: 
         if schedules:
             print(f"{runtime}: {schedules.summary()}", flush=True)
         files[runtime] = ("tvm", library)
-    onnx_path = folder / "model.onnx"
-    onnx_path.write_bytes(graph.SerializeToString())
     files["onnxruntime"] = ("onnxruntime", onnx_path)
     if _installed("ai_edge_litert", "pip install ai-edge-litert"):
         tflite_path = folder / "model.tflite"
@@ -199,8 +205,10 @@ def convert_to_ncnn(pnnx: Path, onnx_path: Path, input_shape: tuple[int, ...]) -
 
 def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Path,
                   log_root: Path | None, untuned: bool = True, processes: int = PROCESSES,
-                  defaults: bool = True, target: str = "x86") -> list[dict]:
-    files, x, expected = model_files(source, out, log_root, untuned, defaults, target)
+                  defaults: bool = True, target: str = "x86", from_file: bool = False
+                  ) -> list[dict]:
+    files, x, expected = model_files(source, out, log_root, untuned, defaults, target,
+                                     from_file)
     label = source.label
     rows = []
     rounds = _rounds(repeat)
@@ -353,6 +361,10 @@ def main() -> None:
                         help="a host preset for the TVM libraries, e.g. x86-avx2 (default: x86)")
     parser.add_argument("--skip-defaults", action="store_true",
                         help="leave out TVM on the target's default schedules alone")
+    parser.add_argument("--from-file", action="store_true",
+                        help=f"build TVM from the ONNX file saved as {USER_FILE}, as from a "
+                             "user's own export: no log has its name, so its kernels are found "
+                             "by workload alone")
     parser.add_argument("--out", type=Path, default=Path("out/compare"))
     add_log_dir_arg(parser)
     args = parser.parse_args()
@@ -362,7 +374,8 @@ def main() -> None:
     rows = [r for name in args.models.split(",")
             for r in compare_model(ModelSource(name, args.alpha, args.resolution), args.threads,
                                    args.runs, args.out, args.log_dir, not args.skip_untuned,
-                                   args.processes, not args.skip_defaults, args.target)]
+                                   args.processes, not args.skip_defaults, args.target,
+                                   args.from_file)]
     table = markdown(rows)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     (args.out / "compare.md").write_text(f"{info['summary']}; {info['cpu']}; {versions}; "
