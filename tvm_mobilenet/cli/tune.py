@@ -28,7 +28,12 @@ from tvm_mobilenet.cli.common import (
     writable_path,
 )
 from tvm_mobilenet.frontend.importer import import_model
-from tvm_mobilenet.pipeline import DEFAULT_TRIALS_PER_TASK, TuneArgs, run_tuning
+from tvm_mobilenet.pipeline import (
+    DEFAULT_TRIALS_PER_TASK,
+    TRANSFER_TRIALS_PER_TASK,
+    TuneArgs,
+    run_tuning,
+)
 from tvm_mobilenet.runtime.rpc import add_rpc_args, endpoint_from_args
 from tvm_mobilenet.target.presets import load_target
 from tvm_mobilenet.tuning.tasks import DEFAULT_TUNED_KINDS, TASK_KINDS, extract_tasks, task_table
@@ -46,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"{', '.join(TASK_KINDS)}, or 'all' (default: depthwise,pointwise)")
     parser.add_argument("--trials", type=natural, default=None,
                         help="total trials the log should hold for these tasks; existing "
-                             f"records count (default: {DEFAULT_TRIALS_PER_TASK} per task)")
+                             f"records count (default: {TRANSFER_TRIALS_PER_TASK} per task when "
+                             "other logs of the target seed it, else "
+                             f"{DEFAULT_TRIALS_PER_TASK})")
     add_log_dir_arg(parser, writes=True)
     parser.add_argument("--fresh", action="store_true",
                         help="discard the existing log instead of resuming it")
