@@ -39,13 +39,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from tvm_mobilenet.cli.common import add_log_dir_arg, default_threads, thread_counts
+from tvm_mobilenet.cli.common import (
+    add_log_dir_arg,
+    default_threads,
+    existing_folder,
+    thread_counts,
+)
 from tvm_mobilenet.compile.build import build_library
 from tvm_mobilenet.evaluate.bench import (
     Runner,
@@ -123,12 +129,24 @@ RUNNERS: dict[str, Callable[[str, np.ndarray, int], Runner]] = {
     "ncnn": ncnn_runner}
 
 
-def model_files(source: ModelSource, out: Path, log_root: Path | None, untuned: bool = True,
-                defaults: bool = True, target: str = "x86", from_file: bool = False
+@dataclass(frozen=True)
+class TvmBuilds:
+    """The TVM libraries of a comparison: tuned with the logs under `log_root`, and those the
+    other fields ask for."""
+
+    log_root: Path | None = None
+    untuned: bool = True
+    defaults: bool = True
+    target: str = "x86"
+    #: Build from the ONNX file saved as `USER_FILE` (no log has its name), not by model name.
+    from_file: bool = False
+    #: A second root of tuning logs, built as a row of its own (a full tune beside a short one).
+    other_logs: Path | None = None
+
+
+def model_files(source: ModelSource, out: Path, tvm_builds: TvmBuilds
                 ) -> tuple[dict[str, tuple[str, Path]], np.ndarray, np.ndarray]:
-    """{runtime: (runner kind, file)} for one model (TVM on default schedules only if
-    `defaults`, untuned TVM only if `untuned`; TVM built from the ONNX file saved as
-    `USER_FILE` if `from_file`), its input and its reference logits."""
+    """{runtime: (runner kind, file)} for one model, its input and its reference logits."""
     arch = architecture(source.spec, source.alpha, source.resolution)
     weights = random_weights(arch, 0)
     graph = to_onnx(arch, weights)
@@ -139,16 +157,23 @@ def model_files(source: ModelSource, out: Path, log_root: Path | None, untuned: 
     files = {}
     onnx_path = folder / "model.onnx"
     onnx_path.write_bytes(graph.SerializeToString())
-    if from_file:
+    if tvm_builds.from_file:
         (folder / USER_FILE).write_bytes(graph.SerializeToString())
         source = ModelSource(str(folder / USER_FILE))
-    preset = load_target(target)
+    preset = load_target(tvm_builds.target)
     imported = import_model(source)
-    logs = compatible_logs(preset, source.tuning_label, log_root)
-    builds = [(TUNED, "tuned", schedules_for(imported.mod, preset, logs))]
-    if defaults:
+
+    def tuned(root: Path | None):
+        return schedules_for(imported.mod, preset,
+                             compatible_logs(preset, source.tuning_label, root))
+
+    builds = [(TUNED, "tuned", tuned(tvm_builds.log_root))]
+    if tvm_builds.other_logs is not None:
+        builds.append((f"tvm ({tvm_builds.other_logs.name})", "other-logs",
+                       tuned(tvm_builds.other_logs)))
+    if tvm_builds.defaults:
         builds.append((DEFAULTS, "defaults", schedules_for(imported.mod, preset, [])))
-    if untuned:
+    if tvm_builds.untuned:
         builds.append(("tvm (untuned)", "untuned", None))
     for runtime, name, schedules in builds:
         library = folder / f"{name}.so"
@@ -204,11 +229,8 @@ def convert_to_ncnn(pnnx: Path, onnx_path: Path, input_shape: tuple[int, ...]) -
 
 
 def compare_model(source: ModelSource, threads: list[int], repeat: int, out: Path,
-                  log_root: Path | None, untuned: bool = True, processes: int = PROCESSES,
-                  defaults: bool = True, target: str = "x86", from_file: bool = False
-                  ) -> list[dict]:
-    files, x, expected = model_files(source, out, log_root, untuned, defaults, target,
-                                     from_file)
+                  tvm_builds: TvmBuilds, processes: int = PROCESSES) -> list[dict]:
+    files, x, expected = model_files(source, out, tvm_builds)
     label = source.label
     rows = []
     rounds = _rounds(repeat)
@@ -365,17 +387,20 @@ def main() -> None:
                         help=f"build TVM from the ONNX file saved as {USER_FILE}, as from a "
                              "user's own export: no log has its name, so its kernels are found "
                              "by workload alone")
+    parser.add_argument("--other-log-dir", type=existing_folder, metavar="DIR",
+                        help="also build TVM with the tuning logs under DIR, as a row of its own "
+                             "(e.g. a full tune beside a short one)")
     parser.add_argument("--out", type=Path, default=Path("out/compare"))
     add_log_dir_arg(parser)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine()
     print(info["summary"], "|", info["cpu"], "|", " ".join(info["vector_flags"]), flush=True)
+    tvm_builds = TvmBuilds(args.log_dir, not args.skip_untuned, not args.skip_defaults,
+                           args.target, args.from_file, args.other_log_dir)
     rows = [r for name in args.models.split(",")
             for r in compare_model(ModelSource(name, args.alpha, args.resolution), args.threads,
-                                   args.runs, args.out, args.log_dir, not args.skip_untuned,
-                                   args.processes, not args.skip_defaults, args.target,
-                                   args.from_file)]
+                                   args.runs, args.out, tvm_builds, args.processes)]
     table = markdown(rows)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     (args.out / "compare.md").write_text(f"{info['summary']}; {info['cpu']}; {versions}; "
