@@ -11,11 +11,16 @@ import pytest
 from conftest import free_port, run_module
 
 from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.frontend.importer import ModelSource, import_model
 from tvm_mobilenet.runtime import emulated_device as device
 from tvm_mobilenet.runtime.library import LibraryInfo
 from tvm_mobilenet.runtime.rpc import EMULATED_LABEL, Endpoint, free_devices, parse_address
 from tvm_mobilenet.runtime.runner import RemoteLibrary
+from tvm_mobilenet.target.linker import linker_for
+from tvm_mobilenet.target.presets import load_target
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning.tasks import extract_tasks
+from tvm_mobilenet.tuning.tuner import tune_tasks
 
 ELF_MACHINE = {"aarch64": 183, "arm": 40}
 SMALL_V2 = ("mobilenet_v2", "--alpha", "0.35", "--resolution", "96")
@@ -193,3 +198,56 @@ def test_parse_address():
     assert parse_address("10.0.0.2:9191") == ("10.0.0.2", 9191)
     with pytest.raises(UserError, match="HOST:PORT"):
         parse_address("nonsense")
+
+
+def registered(endpoint: Endpoint) -> int:
+    """Free devices under the endpoint's key, 0 while none has registered yet."""
+    try:
+        return free_devices(endpoint)
+    except UserError:
+        return 0
+
+
+#: Trials timed per farm size: one round, measured on as many devices as are free.
+FARM_TRIALS = 9
+
+
+def test_a_farm_of_three_emulated_devices_measures_candidates_in_parallel(tracker, tmp_path,
+                                                                          monkeypatch):
+    """Devices registered under one key are measured at once (RPCRunner workers = the free
+    devices the tracker reports): trials per second with one emulated device, then three.
+
+    A real board computes on cores of its own. Here every emulated board runs on the same two
+    host cores, so each is given one thread: then two of them can measure at the same time,
+    and the farm's speed-up is bounded by the host's two cores, not by three boards."""
+    monkeypatch.setenv("TVM_NUM_THREADS", "1")  # inherited by the emulated servers
+    farm = Endpoint(tracker.host, tracker.port, key="farm")
+    preset = load_target("rpi4")
+    target = preset.tvm_tuning_target
+    # A kernel large enough that measuring it on a device, not searching or building here,
+    # takes most of a trial (MobileNetV1's 14x14x512 pointwise conv), as on real boards.
+    task = next(t for t in extract_tasks(import_model(ModelSource("mobilenet_v1")).mod, target)
+                if t.kind == "pointwise")
+    servers = []
+
+    def trials_per_second(devices: int) -> float:
+        while len(servers) < devices:
+            servers.append(device.start_server(farm, log=tmp_path / f"device{len(servers)}.log"))
+        deadline = time.monotonic() + device.START_TIMEOUT_S
+        while registered(farm) < devices:
+            assert time.monotonic() < deadline, "the emulated devices did not register"
+            time.sleep(1)
+        log = tmp_path / f"farm-of-{devices}"
+        start = time.perf_counter()
+        tune_tasks([task], target, log, FARM_TRIALS, device=farm, linker=linker_for(preset))
+        assert tuning_log.record_count(log) == FARM_TRIALS
+        return FARM_TRIALS / (time.perf_counter() - start)
+
+    try:
+        one, three = trials_per_second(1), trials_per_second(3)
+    finally:
+        for server in servers:
+            device.stop_server(server)
+    print(f"emulated farm: {one:.2f} trials/s on 1 device, {three:.2f} on 3 "
+          f"({three / one:.2f}x; one thread per device, 2 host cores for all)")
+    assert three > 1.3 * one

@@ -24,7 +24,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
 from tvm_mobilenet.errors import UserError
-from tvm_mobilenet.runtime.rpc import Endpoint
+from tvm_mobilenet.runtime.rpc import Endpoint, free_devices
 from tvm_mobilenet.target.linker import Linker
 from tvm_mobilenet.target.presets import host_cores
 from tvm_mobilenet.transform import prefetch
@@ -64,8 +64,9 @@ def builder_and_runner(device: Endpoint | None, linker: Linker | None, gpu_targe
                        tasks: list[Task]) -> tuple[ms.builder.Builder, ms.runner.Runner]:
     """Builder and runner of `tasks`: this machine's CPU; WGSL kernels checked and timed on
     this machine's Vulkan GPU (`gpu_target`: the webgpu target they are generated for); or
-    cross-compiled candidates timed on the device `device` (a tracker key) through
-    MetaSchedule's RPCRunner."""
+    cross-compiled candidates timed on the devices registered under `device`'s tracker key
+    through MetaSchedule's RPCRunner: one worker per device free now, so a farm of K boards
+    measures K candidates at a time."""
     evaluator = ms.runner.EvaluatorConfig(number=1, repeat=COLD_RUNS, min_repeat_ms=0,
                                           enable_cpu_cache_flush=True)
     if gpu_target is not None:
@@ -84,13 +85,16 @@ def builder_and_runner(device: Endpoint | None, linker: Linker | None, gpu_targe
                         "RPCRunner asks a tracker for devices): pass --rpc-tracker and --rpc-key")
     if linker is None:
         raise UserError("tuning on a device needs the target preset's cross compiler")
+    devices = max(1, free_devices(device))
+    logger.info(f"measuring candidates on {devices} device(s) under {device}")
     config = ms.runner.RPCConfig(tracker_host=device.host, tracker_port=device.port,
                                  tracker_key=device.key, session_priority=1,
                                  session_timeout_sec=DEVICE_MEASURE_TIMEOUT_S)
     return (ms.builder.LocalBuilder(f_build=light_build,
                                     f_export=functools.partial(export_shared, linker),
                                     max_workers=host_cores(), timeout_sec=60),
-            ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator, max_workers=1))
+            ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator,
+                                max_workers=devices))
 
 
 def light_build(mod: tvm.IRModule, target: tvm.target.Target, _params: dict | None) -> tvm.Module:
