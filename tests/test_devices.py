@@ -231,12 +231,12 @@ def test_a_farm_of_three_emulated_devices_measures_candidates_in_parallel(tracke
     servers = []
 
     def trials_per_second(devices: int) -> float:
-        while len(servers) < devices:
+        while len(servers) < devices:  # one at a time: each server scans for a free port
             servers.append(device.start_server(farm, log=tmp_path / f"device{len(servers)}.log"))
-        deadline = time.monotonic() + device.START_TIMEOUT_S
-        while registered(farm) < devices:
-            assert time.monotonic() < deadline, "the emulated devices did not register"
-            time.sleep(1)
+            deadline = time.monotonic() + device.START_TIMEOUT_S
+            while registered(farm) < len(servers):
+                assert time.monotonic() < deadline, "the emulated devices did not register"
+                time.sleep(1)
         log = tmp_path / f"farm-of-{devices}"
         start = time.perf_counter()
         tune_tasks([task], target, log, FARM_TRIALS, device=farm, linker=linker_for(preset))

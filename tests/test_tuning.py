@@ -388,7 +388,7 @@ def test_picks_split_rows_like_the_depthwise_convs():
     orders = Counter(pointwise_order(record.trace) for _, record in everything)
     assert orders["pixels outer"] and orders["channels outer"], orders
     shortlist = selection._shortlist(database, rows14, 8, "pixels outer")
-    assert len(shortlist) == 8
+    assert len(shortlist) == min(8, orders["pixels outer"])  # a slim log keeps a few
     for rank, record in shortlist:
         assert pointwise_order(record.trace) == "pixels outer"
         assert str(everything[rank][1].trace) == str(record.trace)
