@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "tvm_mobilenet"
 #: Bottom to top: the pipeline's stages (docs/architecture.md). Modules of one layer may
 #: import each other; none imports a layer above its own.
-LAYERS = ["errors", "resources", "reference", "models", "frontend", "transform", "target",
+LAYERS = ["errors", "files", "resources", "reference", "models", "frontend", "transform", "target",
           "gpu", "runtime", "tuning", "compile", "evaluate", "deploy", "pipeline", "cli"]
 #: `python -m` doors: the verbs' entry points, above everything.
 DOORS = {"__main__", "tune", "build", "verify", "bench", "profile", "classify", "bundle",

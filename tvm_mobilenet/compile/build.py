@@ -17,6 +17,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.files import replaced
 from tvm_mobilenet.frontend.importer import ImportedModel, ModelSource
 from tvm_mobilenet.runtime.library import LibraryInfo
 from tvm_mobilenet.target.linker import linker_for
@@ -53,7 +54,9 @@ def build_library(imported: ImportedModel, preset: TargetPreset, output: Path,
     if preset.device == "vulkan":
         from tvm_mobilenet.gpu.codegen import compile_plan
 
-        compile_plan(imported.mod, preset.tvm_target, database).save(output)
+        plan = compile_plan(imported.mod, preset.tvm_target, database)
+        with replaced(output) as folder:
+            plan.save(folder)
     else:
         _build_shared_library(imported, preset, output, database)
     info = LibraryInfo(input_name=imported.input_name, input_shape=imported.input_shape,
@@ -72,9 +75,10 @@ def _build_shared_library(imported: ImportedModel, preset: TargetPreset, output:
     if linker is not None and linker.note:
         logger.info(f"note: {linker.note}")
     executable = compile_module(imported.mod, preset, database)
-    output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        executable.export_library(str(output), fcompile=linker.fcompile() if linker else None)
+        with replaced(output) as temporary:
+            executable.export_library(str(temporary),
+                                      fcompile=linker.fcompile() if linker else None)
     except RuntimeError as error:
         lines = [line for line in str(error).splitlines() if "error" in line.lower()]
         raise UserError(f"linking {output} for {preset.name} failed:\n"

@@ -20,6 +20,7 @@ import numpy as np
 from tvm_mobilenet.deploy import on_device
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.evaluate.verify import seeded_inputs
+from tvm_mobilenet.files import replaced
 from tvm_mobilenet.frontend.importer import ModelSource, onnx_model
 from tvm_mobilenet.reference import interpreter as reference
 from tvm_mobilenet.runtime.library import LibraryInfo
@@ -27,20 +28,31 @@ from tvm_mobilenet.runtime.library import LibraryInfo
 BUNDLE_INPUT_SEED = 2024
 
 
+#: What a bundle folder holds; a folder with anything else is not replaced by one.
+BUNDLE_FILES = ("model.so", "model.json", "input.npy", "expected.npy", "run.py")
+
+
 def write_bundle(library: Path, directory: Path) -> Path:
-    """Fill `directory` with `library`, its spec, verification data and run.py."""
+    """Write `directory`, whole: `library`, its spec, verification data and run.py. An
+    existing bundle there is replaced; a folder holding other files is refused."""
     if not library.is_file():
         raise UserError(f"library {library} does not exist")
+    others = sorted(p.name for p in directory.iterdir()
+                    if p.name not in BUNDLE_FILES) if directory.is_dir() else []
+    if others:
+        raise UserError(f"{directory} holds files that are not part of a bundle "
+                        f"({', '.join(others[:3])}); give a new or empty folder")
     info = LibraryInfo.load(library)
     model = onnx_model(ModelSource(**info.source))
     x = seeded_inputs(info.input_shape, 1, BUNDLE_INPUT_SEED)[0]
     expected = reference.run(model, {info.input_name: x})[0]
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(library, directory / "model.so")
     spec = asdict(info) | {"output_shape": list(expected.shape), "input_dtype": "float32",
                            "input_layout": "NCHW"}
-    (directory / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
-    np.save(directory / "input.npy", x)
-    np.save(directory / "expected.npy", expected)
-    shutil.copyfile(on_device.__file__, directory / "run.py")
+    with replaced(directory) as folder:
+        folder.mkdir()
+        shutil.copyfile(library, folder / "model.so")
+        (folder / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
+        np.save(folder / "input.npy", x)
+        np.save(folder / "expected.npy", expected)
+        shutil.copyfile(on_device.__file__, folder / "run.py")
     return directory
