@@ -20,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from typing import Any, Iterator, Sequence
 
 from tvm.s_tir import meta_schedule as ms
 
+from tvm_mobilenet import files
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.resources import log_root
 
@@ -91,9 +93,31 @@ def _is_record(entry: Any) -> bool:
 
 
 def check_log(directory: Path) -> list[str]:
-    """Validate a log folder; returns warnings (torn lines repaired)."""
-    return (_check_lines(directory / WORKLOAD_FILE, _is_workload)
-            + _check_lines(directory / RECORD_FILE, _is_record))
+    """Validate a log folder; returns warnings (torn lines repaired, and the records of a
+    workload whose own line was torn dropped: without it they cannot be read)."""
+    warnings = (_check_lines(directory / WORKLOAD_FILE, _is_workload)
+                + _check_lines(directory / RECORD_FILE, _is_record))
+    records = directory / RECORD_FILE
+    if not records.exists():
+        return warnings
+    workloads = sum(1 for line in _lines(directory / WORKLOAD_FILE) if line.strip())
+    lines = _lines(records)
+    kept = [line for line in lines
+            if not line.strip() or int(_RECORD_WORKLOAD.match(line)[1]) < workloads]
+    if len(kept) < len(lines):
+        with files.replaced(records) as temporary:
+            temporary.write_bytes(b"".join(line + b"\n" for line in kept if line.strip()))
+        warnings.append(f"{records}: dropped {len(lines) - len(kept)} records of a workload "
+                        "whose line was torn")
+    return warnings
+
+
+#: The workload index a record line starts with.
+_RECORD_WORKLOAD = re.compile(rb"\s*\[\s*(\d+)")
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n") if path.exists() else []
 
 
 def open_database(directory: Path) -> ms.database.JSONDatabase:
@@ -201,9 +225,7 @@ def read_summary(directory: Path) -> dict[str, Any] | None:
 def write_summary(directory: Path, summary: dict[str, Any]) -> None:
     """Atomically replace summary.json (a reader never sees half a file)."""
     summary = {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), **summary}
-    temporary = directory / (SUMMARY_FILE + ".tmp")
-    temporary.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(temporary, directory / SUMMARY_FILE)
+    files.write_text(directory / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
 
 
 def slim(directory: Path, keep: int = SLIM_KEEP) -> tuple[int, int]:
@@ -222,9 +244,8 @@ def slim(directory: Path, keep: int = SLIM_KEEP) -> tuple[int, int]:
             if seconds < FAILED_SECONDS:
                 fastest[workload].append((seconds, index))
         kept = sorted(index for ranked in fastest.values() for _, index in sorted(ranked)[:keep])
-        temporary = path.with_suffix(".slim")
-        temporary.write_bytes(b"".join(lines[index] + b"\n" for index in kept))
-        os.replace(temporary, path)
+        with files.replaced(path) as temporary:
+            temporary.write_bytes(b"".join(lines[index] + b"\n" for index in kept))
         spent = max(len(lines), trials_spent(directory))
         (directory / SLIMMED_FILE).write_text(json.dumps({"records_before": spent}) + "\n")
     return len(lines), len(kept)

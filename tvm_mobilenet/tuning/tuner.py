@@ -120,11 +120,15 @@ class TaskProgress:
 
 @derived_object
 class ProgressCallback(ms.measure_callback.PyMeasureCallback):
-    """Progress bars (overall and current task) and a graceful stop on Ctrl-C."""
+    """Progress bars (overall and current task), a graceful stop on Ctrl-C, and a stop when
+    the log stops growing (MetaSchedule's log writer ignores a full disk)."""
 
-    def __init__(self, progress: list[TaskProgress], total: int) -> None:
+    def __init__(self, progress: list[TaskProgress], total: int, records: Path) -> None:
         super().__init__()
         self.progress = progress
+        self.records = records
+        self.records_size = _size(records)
+        self.log_full = False
         self.overall = tqdm(total=total, desc="tuning", unit="trial", position=0,
                             dynamic_ncols=True)
         self.current = tqdm(desc="task", position=1, leave=False, dynamic_ncols=True,
@@ -148,6 +152,10 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
         self.current.update(len(runner_results))
         self.current.set_postfix_str(f"best {state.best_gflops:.1f} GFLOP/s")
         self.overall.update(len(runner_results))
+        size = _size(self.records)
+        if runner_results and size <= self.records_size:
+            self.log_full = self.stop_requested = True
+        self.records_size = size
         if self.stop_requested and not self.stopped:
             self.stopped = True
             for index in range(len(self.progress)):
@@ -217,7 +225,7 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
                        rand_state=seed + index + 1, num_threads=host_cores())
         for index, task in enumerate(searched)]
     callback = ProgressCallback([entry for entry in progress if entry.task in searched],
-                                remaining)
+                                remaining, log / tuning_log.RECORD_FILE)
     previous_handler = signal.signal(signal.SIGINT, _request_stop(callback))
     per_round = max(1, min(MAX_TRIALS_PER_ROUND, remaining // len(searched)))
     per_task = max(per_round, math.ceil(2 * remaining / len(searched)))
@@ -235,10 +243,18 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
     finally:
         signal.signal(signal.SIGINT, previous_handler)
         callback.close()
+    if callback.log_full:
+        raise UserError(f"{log / tuning_log.RECORD_FILE} stopped growing: the disk is full or "
+                        "the file may grow no further. The trials written before are kept; "
+                        "make room and run again to resume")
     if callback.stop_requested:
         logger.info("stopped on Ctrl-C; finished trials are in the log, run again to resume")
         raise KeyboardInterrupt
     return progress
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def _request_stop(callback: ProgressCallback):
