@@ -7,7 +7,9 @@ errors. Weights are bound into the module as constants.
 
 from __future__ import annotations
 
+import math
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +18,14 @@ import tvm
 from google.protobuf.message import DecodeError
 
 from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.frontend.tflite_check import check_flatbuffer
 from tvm_mobilenet.models import onnx_export as models
 from tvm_mobilenet.models import pretrained
 from tvm_mobilenet.models.architectures import ARCHITECTURES, architecture
 
 MODEL_SUFFIXES = (".onnx", ".tflite")
+#: The largest input batch accepted, in bytes of float32 (64 images of 1024x1024 RGB fit).
+MAX_INPUT_BYTES = 1 << 30
 #: Models given by name: the architectures (seeded random weights) and the pretrained one.
 MODEL_NAMES = ARCHITECTURES + (pretrained.NAME,)
 
@@ -140,6 +145,7 @@ def import_onnx(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = No
     from tvm.relax.frontend.onnx import from_onnx
 
     name, shape = onnx_input(model, input_shape, batch)
+    _check_input_size(name, shape)
     try:
         mod = from_onnx(model, shape_dict={name: shape}, keep_params_in_input=False)
     except tvm.error.OpNotImplemented as error:
@@ -152,24 +158,29 @@ def import_onnx(model: onnx.ModelProto, input_shape: tuple[int, ...] | None = No
 
 def import_tflite(path: str | Path, input_shape: tuple[int, ...] | None = None) -> ImportedModel:
     """Convert a TFLite flatbuffer (NHWC input) to a Relax module with its weights bound."""
-    import tflite
     from tvm.relax.frontend.tflite import from_tflite
 
-    data = Path(path).read_bytes()
     try:
-        model = tflite.Model.GetRootAsModel(data, 0)
+        model = check_flatbuffer(Path(path).read_bytes())
         subgraph = model.Subgraphs(0)
+        if subgraph.InputsLength() != 1:
+            raise UserError(f"it has {subgraph.InputsLength()} inputs, not one image")
         tensor = subgraph.Tensors(subgraph.Inputs(0))
         name, shape = tensor.Name().decode(), tuple(int(d) for d in tensor.ShapeAsNumpy())
-    except Exception as error:  # flatbuffers raises assorted errors on garbage input
-        raise UserError(f"{path} is not a readable TFLite model ({_first_line(error)})") from error
+    except UserError as error:
+        raise UserError(f"{path} is not a readable TFLite model ({error})") from error
     if input_shape is not None and tuple(input_shape) != shape:
         raise UserError(f"input shape {list(input_shape)} does not match the model's input "
                         f"'{name}' {list(shape)}")
+    _check_input_size(name, shape)
     try:
         mod = from_tflite(model, shape_dict={name: shape}, dtype_dict={name: "float32"})
     except tvm.error.OpNotImplemented as error:
         raise UserError(f"{path}: {_first_line(error)}") from error
+    except (ValueError, TypeError, IndexError, KeyError, AssertionError, struct.error,
+            RuntimeError) as error:  # well-formed, but not a graph TVM can convert
+        raise UserError(f"{path}: TVM's TFLite importer cannot convert it "
+                        f"({type(error).__name__}: {_first_line(error)})") from error
     if isinstance(mod, tuple):
         mod = mod[0]
     return ImportedModel(mod, name, shape)
@@ -203,6 +214,15 @@ def _checked_path(spec: str) -> Path:
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     return path
+
+
+def _check_input_size(name: str, shape: tuple[int, ...]) -> None:
+    """Refuse an input no device holds (a corrupt or hostile size), before anything is sized
+    by it."""
+    size = 4 * math.prod(shape)
+    if not all(dim > 0 for dim in shape) or size > MAX_INPUT_BYTES:
+        raise UserError(f"input '{name}' {list(shape)} is not a plausible image batch "
+                        f"(at most {MAX_INPUT_BYTES >> 20} MiB of float32)")
 
 
 def _unsupported_ops_message(model: onnx.ModelProto, message: str) -> str:

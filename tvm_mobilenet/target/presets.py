@@ -136,6 +136,8 @@ def _on_this_machine(target: dict[str, Any]) -> dict[str, Any]:
 
 def _preset(name: str, data: Any, origin: str, path: Path | None) -> TargetPreset:
     """Validate a preset's JSON data; `origin` names it in errors."""
+    if not (isinstance(data, dict) and isinstance(data.get("target"), dict)):
+        raise UserError(f"{origin} is malformed: it needs a 'target' dict and a 'device'")
     try:
         preset = TargetPreset(name=name, description=data.get("description", ""),
                               target=_resolve_auto(data["target"]), device=data["device"],
@@ -159,4 +161,17 @@ def _preset(name: str, data: Any, origin: str, path: Path | None) -> TargetPrese
     except (RuntimeError, ValueError, TypeError) as error:
         raise UserError(f"{origin}: TVM rejects the target "
                         f"({str(error).strip().splitlines()[-1]})") from error
+    _check_cpu(preset.tvm_target, origin)
     return preset
+
+
+def _check_cpu(target: tvm.target.Target, origin: str) -> None:
+    """Refuse an `mcpu` LLVM does not know for the triple (LLVM itself would silently build
+    for a generic CPU, without the vector units the preset names)."""
+    cpu = target.attrs.get("mcpu")
+    if target.kind.name != "llvm" or not cpu:
+        return
+    triple = str(target.attrs.get("mtriple") or "")
+    if not tvm.target.codegen.llvm_is_valid_cpu(str(cpu), triple):
+        raise UserError(f"{origin}: LLVM knows no CPU {cpu!r} for {triple or 'this machine'} "
+                        "(see `llc -mtriple=TRIPLE -mcpu=help`)")
