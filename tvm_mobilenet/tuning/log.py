@@ -93,22 +93,29 @@ def _is_record(entry: Any) -> bool:
 
 
 def check_log(directory: Path) -> list[str]:
-    """Validate a log folder; returns warnings (torn lines repaired, and the records of a
-    workload whose own line was torn dropped: without it they cannot be read)."""
-    warnings = (_check_lines(directory / WORKLOAD_FILE, _is_workload)
-                + _check_lines(directory / RECORD_FILE, _is_record))
+    """Validate a log folder; returns warnings (torn lines repaired). A workload line torn by
+    an interrupted write takes its records with it: without it they cannot be read, and the
+    next workload committed would take its index."""
+    torn_workload = _check_lines(directory / WORKLOAD_FILE, _is_workload)
+    warnings = torn_workload + _check_lines(directory / RECORD_FILE, _is_record)
     records = directory / RECORD_FILE
-    if not records.exists():
+    if not (records.exists() and (directory / WORKLOAD_FILE).exists()):
         return warnings
     workloads = sum(1 for line in _lines(directory / WORKLOAD_FILE) if line.strip())
-    lines = _lines(records)
-    kept = [line for line in lines
-            if not line.strip() or int(_RECORD_WORKLOAD.match(line)[1]) < workloads]
-    if len(kept) < len(lines):
+    lines = [line for line in _lines(records) if line.strip()]
+    orphans = [number for number, line in enumerate(lines, start=1)
+               if int(_RECORD_WORKLOAD.match(line)[1]) >= workloads]
+    if orphans and not torn_workload:
+        raise UserError(f"{records} line {orphans[0]} names a workload the log does not hold "
+                        f"(it holds {workloads}): the log is corrupted; move it away or tune "
+                        "with --fresh")
+    if orphans:
+        dropped = set(orphans)
         with files.replaced(records) as temporary:
-            temporary.write_bytes(b"".join(line + b"\n" for line in kept if line.strip()))
-        warnings.append(f"{records}: dropped {len(lines) - len(kept)} records of a workload "
-                        "whose line was torn")
+            temporary.write_bytes(b"".join(line + b"\n" for number, line
+                                           in enumerate(lines, start=1) if number not in dropped))
+        warnings.append(f"{records}: dropped {len(orphans)} records of a workload whose line "
+                        "was torn")
     return warnings
 
 
