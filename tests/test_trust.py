@@ -4,16 +4,12 @@ device's RPC server listens on loopback only."""
 import io
 import os
 import pickle
-import time
 
 import psutil
 import pytest
-from conftest import free_port
 
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.models import pretrained
-from tvm_mobilenet.runtime import emulated_device as device
-from tvm_mobilenet.runtime.rpc import Endpoint, is_listening
 
 
 class Payload:
@@ -38,16 +34,14 @@ def test_a_checkpoint_cannot_run_code(tmp_path):
     assert not marker.exists()
 
 
-def test_the_emulated_device_listens_on_loopback_only():
-    endpoint = Endpoint("127.0.0.1", free_port())
-    server = device.start_server(endpoint)
-    try:
-        device.wait_until_serving(endpoint, server)
-        deadline = time.monotonic() + 30
-        while not is_listening(endpoint) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        listening = [c.laddr.ip for c in psutil.net_connections(kind="tcp")
-                     if c.status == psutil.CONN_LISTEN and c.laddr.port == endpoint.port]
-    finally:
-        device.stop_server(server)
-    assert listening == ["127.0.0.1"]
+def test_the_emulated_device_listens_on_loopback_only(emulated_rpi4):
+    """Every socket the suite's emulated device (its RPC server and the workers it forks)
+    listens on is bound to 127.0.0.1."""
+    servers = [process for process in psutil.process_iter(["cmdline"])
+               if "rpc_server" in " ".join(process.info["cmdline"] or [])
+               and f"{emulated_rpi4.host}:{emulated_rpi4.port}" in process.info["cmdline"]]
+    assert servers, "the emulated device's server process was not found"
+    pids = {p.pid for server in servers for p in [server, *server.children(recursive=True)]}
+    listening = {c.laddr.ip for c in psutil.net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids}
+    assert listening == {"127.0.0.1"}
