@@ -52,22 +52,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def tracker() -> Iterator[Endpoint]:
-    """A real TVM RPC tracker on 127.0.0.1 (key None: add one with `Endpoint(..., key=)`)."""
-    port = free_port()
+def start_tracker(port: int) -> subprocess.Popen:
+    """A real TVM RPC tracker on 127.0.0.1:`port`, listening when this returns."""
     process = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host",
                                 "127.0.0.1", "--port", str(port), "--port-end", str(port + 1)],
                                start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    endpoint = Endpoint("127.0.0.1", port)
     deadline = time.monotonic() + 60
-    while not is_listening(endpoint):
+    while not is_listening(Endpoint("127.0.0.1", port)):
         assert time.monotonic() < deadline and process.poll() is None, "tracker did not start"
         time.sleep(0.2)
-    yield endpoint
+    return process
+
+
+def stop_tracker(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def tracker() -> Iterator[Endpoint]:
+    """A real TVM RPC tracker on 127.0.0.1 (key None: add one with `Endpoint(..., key=)`)."""
+    port = free_port()
+    process = start_tracker(port)
+    yield Endpoint("127.0.0.1", port)
+    stop_tracker(process)
 
 
 @pytest.fixture(scope="session")

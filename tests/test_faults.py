@@ -1,30 +1,38 @@
-"""Faults: a tuner stopped by Ctrl-C, a full disk or kill -9 keeps every finished trial and
-resumes; an interrupted build or bundle leaves the previous output whole."""
+"""Faults: a tuner stopped by Ctrl-C, a full disk, kill -9, a tracker restart or a device
+that drops keeps every finished trial and resumes; an interrupted build or bundle leaves the
+previous output whole."""
 
 import os
 import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
+from typing import Callable
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, free_port, start_tracker, stop_tracker
 
 from tvm_mobilenet.compile import build
 from tvm_mobilenet.deploy import bundle
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.frontend.importer import ModelSource, import_model
 from tvm_mobilenet.resources import COMMITTED_LOGS
+from tvm_mobilenet.runtime import emulated_device as device
 from tvm_mobilenet.runtime.library import LibraryInfo
+from tvm_mobilenet.runtime.rpc import Endpoint, registered_devices
+from tvm_mobilenet.target.linker import linker_for
 from tvm_mobilenet.target.presets import load_target
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning.lookup import log_target_name
 from tvm_mobilenet.tuning.tasks import extract_tasks
-from tvm_mobilenet.tuning.tuner import tune_tasks
+from tvm_mobilenet.tuning.tuner import DEVICE_MEASURE_TIMEOUT_S, tune_tasks
 
 SMALL = ModelSource("mobilenet_v1", 0.25, 64)
+#: Rounds of budget a tune on the device gets: enough to go on after a fault.
+ROUNDS = 2
 
 
 def tuner(log_root, limit: int | None = None) -> subprocess.Popen:
@@ -94,6 +102,71 @@ def test_a_tuner_stopped_any_way_keeps_its_trials_and_resumes(tmp_path):
     progress = tune_tasks(tasks, target, log, trials=killed_at + 4)
     assert sum(p.trials for p in progress) >= killed_at + 4
     assert kept_records(log) >= killed_at + 4
+
+
+def test_a_tracker_restart_and_a_device_drop_mid_tune_lose_nothing(tmp_path):
+    """On an emulated rpi4 of its own tracker: the tracker restarts mid-tune (the device
+    registers again), then the device drops. A tune rides through, or stops with one
+    `UserError` at once (not after the runner's timeout for every candidate); the log keeps
+    every record and the next run resumes from them. Rounds are 16 candidates."""
+    device.setup()
+    port = free_port()
+    tracker = start_tracker(port)
+    endpoint = Endpoint("127.0.0.1", port, key="dropping")
+    server = device.start_server(endpoint, log=tmp_path / "device.log")
+    preset = load_target("rpi4")
+    target = preset.tvm_tuning_target
+    task = next(t for t in extract_tasks(import_model(SMALL).mod, target) if t.kind == "stem")
+    log = tmp_path / "log"
+
+    def tune_with(fault: Callable[[], None], at: int, trials: int) -> None:
+        """Tune toward `trials` records, with `fault` once the log holds `at`. Raises the
+        tuner's `UserError` if it stops."""
+        def watch() -> None:
+            while tuning_log.record_count(log) < at and not done.is_set():
+                time.sleep(0.2)
+            if not done.is_set():
+                fault()
+
+        done = threading.Event()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            tune_tasks([task], target, log, trials, device=endpoint, linker=linker_for(preset))
+        finally:
+            done.set()
+            watcher.join()
+
+    def restart_tracker() -> None:
+        nonlocal tracker
+        stop_tracker(tracker)
+        tracker = start_tracker(port)
+
+    try:
+        device.wait_until_serving(endpoint, server)
+        # The tracker restarts after the first round; the device registers again at once, so
+        # the tune rides through, or it stops if a round found no device registered yet.
+        try:
+            tune_with(restart_tracker, at=1, trials=ROUNDS * 16)
+        except UserError as error:
+            assert "no device is registered" in str(error)
+        kept = kept_records(log)
+        assert kept >= 16
+        deadline = time.monotonic() + 60
+        while registered_devices(endpoint) == 0:
+            assert time.monotonic() < deadline, "the device did not register again"
+            time.sleep(0.5)
+        # The device drops after a round: the next round fails at once and the tune stops,
+        # sooner than one candidate waiting out the runner's timeout.
+        start = time.monotonic()
+        with pytest.raises(UserError, match="no device is registered"):
+            tune_with(lambda: device.stop_server(server), at=kept + 1, trials=kept + ROUNDS * 16)
+        assert time.monotonic() - start < DEVICE_MEASURE_TIMEOUT_S
+        resumed = kept_records(log)
+        assert resumed >= kept + 16
+    finally:
+        device.stop_server(server)
+        stop_tracker(tracker)
 
 
 def test_a_torn_workload_line_drops_its_records_and_the_log_opens(tmp_path):

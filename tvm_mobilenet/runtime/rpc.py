@@ -98,6 +98,20 @@ def free_devices(endpoint: Endpoint) -> int:
     return int(queue.get("free", 0))
 
 
+def registered_devices(endpoint: Endpoint) -> int:
+    """Devices registered under the endpoint's key, busy or free; 0 when the tracker does not
+    answer (it has stopped, or restarted and the devices have not registered again yet)."""
+    if not is_listening(endpoint):
+        return 0
+    from tvm import rpc
+
+    try:
+        servers = rpc.connect_tracker(endpoint.host, endpoint.port).summary()["server_info"]
+    except (OSError, RuntimeError, KeyError):
+        return 0
+    return sum(server.get("key") == f"server:{endpoint.key}" for server in servers)
+
+
 def connect(endpoint: Endpoint):
     """An RPC session on the device (a `tvm.rpc.RPCSession`); waits for a busy device."""
     from tvm import rpc

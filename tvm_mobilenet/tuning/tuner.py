@@ -24,7 +24,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
 from tvm_mobilenet.errors import UserError
-from tvm_mobilenet.runtime.rpc import Endpoint, free_devices
+from tvm_mobilenet.runtime.rpc import Endpoint, free_devices, registered_devices
 from tvm_mobilenet.target.linker import Linker
 from tvm_mobilenet.target.presets import host_cores
 from tvm_mobilenet.transform import prefetch
@@ -94,7 +94,16 @@ def builder_and_runner(device: Endpoint | None, linker: Linker | None, gpu_targe
                                     f_export=functools.partial(export_shared, linker),
                                     max_workers=host_cores(), timeout_sec=60),
             ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator,
-                                max_workers=devices))
+                                max_workers=devices, f_create_session=session_on_a_device))
+
+
+def session_on_a_device(config: ms.runner.RPCConfig):
+    """A session on a device under the tracker key, failing at once when none is registered
+    (the tracker would hold the request until the runner's timeout, for every candidate)."""
+    endpoint = Endpoint(config.tracker_host, config.tracker_port, key=config.tracker_key)
+    if registered_devices(endpoint) == 0:
+        raise RuntimeError(f"no device is registered under {endpoint}")
+    return config.connect_server()
 
 
 def light_build(mod: tvm.IRModule, target: tvm.target.Target, _params: dict | None) -> tvm.Module:
@@ -121,14 +130,18 @@ class TaskProgress:
 @derived_object
 class ProgressCallback(ms.measure_callback.PyMeasureCallback):
     """Progress bars (overall and current task), a graceful stop on Ctrl-C, and a stop when
-    the log stops growing (MetaSchedule's log writer ignores a full disk)."""
+    the log stops growing (MetaSchedule's log writer ignores a full disk) or when a round
+    failed because no device is registered any more."""
 
-    def __init__(self, progress: list[TaskProgress], total: int, records: Path) -> None:
+    def __init__(self, progress: list[TaskProgress], total: int, records: Path,
+                 device: Endpoint | None) -> None:
         super().__init__()
         self.progress = progress
         self.records = records
         self.records_size = _size(records)
-        self.log_full = False
+        self.device = device
+        #: Why the tune cannot go on (a full disk, no device), raised out of the tuning loop.
+        self.fault: UserError | None = None
         self.overall = tqdm(total=total, desc="tuning", unit="trial", position=0,
                             dynamic_ncols=True)
         self.current = tqdm(desc="task", position=1, leave=False, dynamic_ncols=True,
@@ -154,8 +167,18 @@ class ProgressCallback(ms.measure_callback.PyMeasureCallback):
         self.overall.update(len(runner_results))
         size = _size(self.records)
         if runner_results and size <= self.records_size:
-            self.log_full = self.stop_requested = True
+            self.fault = UserError(
+                f"{self.records} stopped growing: the disk is full or the file may grow no "
+                "further. The trials written before are kept; make room and run again to resume")
         self.records_size = size
+        if (self.device and all(result.error_msg for result in runner_results)
+                and registered_devices(self.device) == 0):
+            self.fault = UserError(
+                f"no device is registered under {self.device} any more (it dropped, or the "
+                "tracker restarted and it has not registered again). The trials measured "
+                "before are kept; bring it back and run again to resume")
+        if self.fault:
+            raise self.fault  # ends MetaSchedule's loop at once; the round is in the log
         if self.stop_requested and not self.stopped:
             self.stopped = True
             for index in range(len(self.progress)):
@@ -225,7 +248,7 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
                        rand_state=seed + index + 1, num_threads=host_cores())
         for index, task in enumerate(searched)]
     callback = ProgressCallback([entry for entry in progress if entry.task in searched],
-                                remaining, log / tuning_log.RECORD_FILE)
+                                remaining, log / tuning_log.RECORD_FILE, device)
     previous_handler = signal.signal(signal.SIGINT, _request_stop(callback))
     per_round = max(1, min(MAX_TRIALS_PER_ROUND, remaining // len(searched)))
     per_task = max(per_round, math.ceil(2 * remaining / len(searched)))
@@ -240,13 +263,14 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    callback],
                 task_scheduler=ms.task_scheduler.GradientBased(seed=seed))
+    except Exception:
+        if callback.fault is None:  # the callback's own error comes back wrapped by the FFI
+            raise
     finally:
         signal.signal(signal.SIGINT, previous_handler)
         callback.close()
-    if callback.log_full:
-        raise UserError(f"{log / tuning_log.RECORD_FILE} stopped growing: the disk is full or "
-                        "the file may grow no further. The trials written before are kept; "
-                        "make room and run again to resume")
+    if callback.fault:
+        raise callback.fault
     if callback.stop_requested:
         logger.info("stopped on Ctrl-C; finished trials are in the log, run again to resume")
         raise KeyboardInterrupt
