@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -206,7 +207,7 @@ def test_bad_input_is_one_error_line_and_changes_nothing(row, user_files, capsys
     fragment = fragment.format(**places)
     library = user_files["lib"]
     watched = [library, library.with_suffix(".json"), user_files["out"], user_files["log"]]
-    before = fingerprint(watched)
+    before, environment = fingerprint(watched), dict(os.environ)
     start = time.monotonic()
     try:
         code = cli(argv)
@@ -221,3 +222,5 @@ def test_bad_input_is_one_error_line_and_changes_nothing(row, user_files, capsys
     assert "Traceback" not in captured.err + captured.out
     assert elapsed < SECONDS_PER_ROW
     assert fingerprint(watched) == before, "the user's files changed"
+    # Later processes of the caller inherit it: a spin count left behind slowed all of them.
+    assert dict(os.environ) == environment

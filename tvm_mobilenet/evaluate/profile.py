@@ -238,17 +238,21 @@ def profile(path: Path, threads: list[int], runs: int, top: int) -> str:
 
     Each thread count is profiled in a fresh process, so that no thread count inherits the
     thread pool, instrumented VMs and caches of the one before."""
-    # Read when the thread pool is created, so before any child process starts one.
-    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", PROFILE_SPIN_COUNT)
     library = load_local(path)
     if library.info.target_dict.get("kind") != "llvm" or library.info.rpc_key:
         raise UserError("profile runs CPU libraries built for this machine")
     sections = [f"# Profile of {path} ({library.info.model}) on {library.where}"]
     context = multiprocessing.get_context("spawn")
     for count in threads:
-        with context.Pool(1) as pool:
+        with context.Pool(1, initializer=_spin_while_idle) as pool:
             sections += pool.apply(_thread_count_sections, (path, count, runs, top))
     return "\n".join(sections)
+
+
+def _spin_while_idle() -> None:
+    """First thing in a profiling process, before its TVM thread pool reads the spin count
+    (set here, not in the caller's environment, which later processes would inherit)."""
+    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", PROFILE_SPIN_COUNT)
 
 
 def _thread_count_sections(path: Path, count: int, runs: int, top: int) -> list[str]:
