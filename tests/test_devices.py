@@ -4,6 +4,7 @@ tuned on the emulated aarch64 device through a real RPC tracker; clear, bounded 
 import json
 import re
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -113,20 +114,36 @@ def test_android_library_without_ndk(tmp_path, monkeypatch, emulated_rpi4):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_bundle_verifies_itself_on_the_device(tmp_path, emulated_rpi4):
+BUNDLE_FILES = ["expected.npy", "input.npy", "model.json", "model.so", "run.py"]
+
+
+def run_bundle(python: str, bundle) -> subprocess.CompletedProcess:
+    return subprocess.run([python, "run.py", "--repeat", "2"], cwd=bundle,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_bundle_verifies_itself_on_the_device(rpi4_library, tmp_path, emulated_rpi4):
     bundle = tmp_path / "bundle"
-    build_for("rpi4", tmp_path / "v2.so", "--bundle", str(bundle))
-    assert sorted(p.name for p in bundle.iterdir()) == [
-        "expected.npy", "input.npy", "model.json", "model.so", "run.py"]
-    python = str(device.launcher())
-    result = subprocess.run([python, "run.py", "--repeat", "2"], cwd=bundle,
-                            capture_output=True, text=True, timeout=300)
+    result = run_module("bundle", str(rpi4_library), "-o", str(bundle))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in bundle.iterdir()) == BUNDLE_FILES
+    result = run_bundle(str(device.launcher()), bundle)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and EMULATED_LABEL in result.stdout
+
+
+def test_a_bundle_fails_its_self_check_on_tampered_data(tmp_path):
+    """The same run.py on this machine, from `build --bundle`: PASS, then FAIL once the
+    expected logits are changed."""
+    bundle = tmp_path / "bundle"
+    build_for("x86", tmp_path / "v2.so", "--bundle", str(bundle))
+    assert sorted(p.name for p in bundle.iterdir()) == BUNDLE_FILES
+    result = run_bundle(sys.executable, bundle)
+    assert result.returncode == 0 and "PASS" in result.stdout, result.stdout + result.stderr
+    assert EMULATED_LABEL not in result.stdout
     np.save(bundle / "expected.npy", 2 * np.load(bundle / "expected.npy"))
-    result = subprocess.run([python, "run.py", "--repeat", "1"], cwd=bundle,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1 and "FAIL" in result.stdout
+    result = run_bundle(sys.executable, bundle)
+    assert result.returncode == 1 and "FAIL" in result.stdout, result.stdout + result.stderr
 
 
 def test_tune_arm_cpu_on_the_emulated_device(tmp_path, emulated_rpi4):
@@ -209,7 +226,7 @@ def registered(endpoint: Endpoint) -> int:
 
 
 #: Trials timed per farm size: one round, measured on as many devices as are free.
-FARM_TRIALS = 9
+FARM_TRIALS = 6
 
 
 def test_a_farm_of_two_emulated_devices_measures_candidates_in_parallel(tracker, tmp_path,

@@ -26,6 +26,7 @@ from tvm_mobilenet.runtime.rpc import Endpoint, registered_devices
 from tvm_mobilenet.target.linker import linker_for
 from tvm_mobilenet.target.presets import load_target
 from tvm_mobilenet.tuning import log as tuning_log
+from tvm_mobilenet.tuning import tuner as tuner_module
 from tvm_mobilenet.tuning.lookup import log_target_name
 from tvm_mobilenet.tuning.tasks import extract_tasks
 from tvm_mobilenet.tuning.tuner import DEVICE_MEASURE_TIMEOUT_S, tune_tasks
@@ -33,6 +34,8 @@ from tvm_mobilenet.tuning.tuner import DEVICE_MEASURE_TIMEOUT_S, tune_tasks
 SMALL = ModelSource("mobilenet_v1", 0.25, 64)
 #: Rounds of budget a tune on the device gets: enough to go on after a fault.
 ROUNDS = 2
+#: Candidates per round on the emulated device: short rounds, short test.
+DEVICE_ROUND = 4
 
 
 def tuner(log_root, limit: int | None = None) -> subprocess.Popen:
@@ -104,11 +107,12 @@ def test_a_tuner_stopped_any_way_keeps_its_trials_and_resumes(tmp_path):
     assert kept_records(log) >= killed_at + 4
 
 
-def test_a_tracker_restart_and_a_device_drop_mid_tune_lose_nothing(tmp_path):
+def test_a_tracker_restart_and_a_device_drop_mid_tune_lose_nothing(tmp_path, monkeypatch):
     """On an emulated rpi4 of its own tracker: the tracker restarts mid-tune (the device
     registers again), then the device drops. A tune rides through, or stops with one
     `UserError` at once (not after the runner's timeout for every candidate); the log keeps
-    every record and the next run resumes from them. Rounds are 16 candidates."""
+    every record and the next run resumes from them."""
+    monkeypatch.setattr(tuner_module, "MAX_TRIALS_PER_ROUND", DEVICE_ROUND)
     device.setup()
     port = free_port()
     tracker = start_tracker(port)
@@ -147,11 +151,11 @@ def test_a_tracker_restart_and_a_device_drop_mid_tune_lose_nothing(tmp_path):
         # The tracker restarts after the first round; the device registers again at once, so
         # the tune rides through, or it stops if a round found no device registered yet.
         try:
-            tune_with(restart_tracker, at=1, trials=ROUNDS * 16)
+            tune_with(restart_tracker, at=1, trials=ROUNDS * DEVICE_ROUND)
         except UserError as error:
             assert "no device is registered" in str(error)
         kept = kept_records(log)
-        assert kept >= 16
+        assert kept >= DEVICE_ROUND
         deadline = time.monotonic() + 60
         while registered_devices(endpoint) == 0:
             assert time.monotonic() < deadline, "the device did not register again"
@@ -160,10 +164,11 @@ def test_a_tracker_restart_and_a_device_drop_mid_tune_lose_nothing(tmp_path):
         # sooner than one candidate waiting out the runner's timeout.
         start = time.monotonic()
         with pytest.raises(UserError, match="no device is registered"):
-            tune_with(lambda: device.stop_server(server), at=kept + 1, trials=kept + ROUNDS * 16)
+            tune_with(lambda: device.stop_server(server), at=kept + 1,
+                      trials=kept + ROUNDS * DEVICE_ROUND)
         assert time.monotonic() - start < DEVICE_MEASURE_TIMEOUT_S
         resumed = kept_records(log)
-        assert resumed >= kept + 16
+        assert resumed >= kept + DEVICE_ROUND
     finally:
         device.stop_server(server)
         stop_tracker(tracker)

@@ -99,10 +99,11 @@ def test_tune_depthwise_and_pointwise_on_vulkan(vulkan, tmp_path):
     tasks = extract_tasks(import_model(SMALL).mod, preset.tvm_tuning_target)
     chosen = [next(t for t in tasks if t.kind == kind) for kind in ("depthwise", "pointwise")]
     log = tmp_path / "log"
-    # 5 trials per task: about 1 GPU candidate in 4-8 fails to build for WebGPU (a TVM storage
-    # rewrite check on vectorized fetches) and up to 3 pointwise candidates in 24 compute wrong
-    # outputs on lavapipe (a failed trial too); with fewer, a task can end with no valid record.
-    progress = tune_tasks(chosen, preset.tvm_tuning_target, log, 10, gpu_target=preset.target)
+    # 6 trials per task: about 1 GPU candidate in 4-8 fails to build for WebGPU (a TVM storage
+    # rewrite check on vectorized fetches), and some leave outputs unwritten or wrong on
+    # lavapipe, more often under load (a failed trial too): once all 5 depthwise candidates of
+    # a 5-trial round failed in the full suite, so a task could end with no valid record.
+    progress = tune_tasks(chosen, preset.tvm_tuning_target, log, 12, gpu_target=preset.target)
     assert all(p.trials >= 1 and p.best_seconds < 1.0 for p in progress), progress
     assert tuning_log.record_count(log) >= 2
     folder = tmp_path / "tuned"
