@@ -15,7 +15,13 @@ from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.frontend.importer import ModelSource, import_model
 from tvm_mobilenet.runtime import emulated_device as device
 from tvm_mobilenet.runtime.library import LibraryInfo
-from tvm_mobilenet.runtime.rpc import EMULATED_LABEL, Endpoint, free_devices, parse_address
+from tvm_mobilenet.runtime.rpc import (
+    EMULATED_LABEL,
+    Endpoint,
+    free_devices,
+    parse_address,
+    registered_devices,
+)
 from tvm_mobilenet.runtime.runner import RemoteLibrary
 from tvm_mobilenet.target.linker import linker_for
 from tvm_mobilenet.target.presets import load_target
@@ -217,14 +223,6 @@ def test_parse_address():
         parse_address("nonsense")
 
 
-def registered(endpoint: Endpoint) -> int:
-    """Free devices under the endpoint's key, 0 while none has registered yet."""
-    try:
-        return free_devices(endpoint)
-    except UserError:
-        return 0
-
-
 #: Trials timed per farm size: one round, measured on as many devices as are free.
 FARM_TRIALS = 6
 
@@ -251,7 +249,7 @@ def test_a_farm_of_two_emulated_devices_measures_candidates_in_parallel(tracker,
         while len(servers) < devices:  # one at a time: each server scans for a free port
             servers.append(device.start_server(farm, log=tmp_path / f"device{len(servers)}.log"))
             deadline = time.monotonic() + device.START_TIMEOUT_S
-            while registered(farm) < len(servers):
+            while registered_devices(farm) < len(servers):
                 assert time.monotonic() < deadline, "the emulated devices did not register"
                 time.sleep(1)
         log = tmp_path / f"farm-of-{devices}"
