@@ -39,15 +39,16 @@ DEVICE_ROUND = 4
 
 
 def tuner(log_root, limit: int | None = None) -> subprocess.Popen:
-    """`tvm-mobilenet tune` of SMALL's stem conv (one task: short rounds), in a process group
-    of its own; with `limit`, no file it writes may grow past that many bytes (RLIMIT_FSIZE:
-    a full disk)."""
+    """`tvm-mobilenet tune` of SMALL's stem conv (one task, and a budget more than the faults
+    need but too small to train the cost model: short rounds), in a process group of its own;
+    with `limit`, no file it writes may grow past that many bytes (RLIMIT_FSIZE: a full
+    disk)."""
     def limit_files() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     command = [sys.executable, "-m", "tvm_mobilenet.tune", "--model", "mobilenet_v1",
-               "--alpha", "0.25", "--resolution", "64", "--ops", "stem", "--trials", "400",
+               "--alpha", "0.25", "--resolution", "64", "--ops", "stem", "--trials", "64",
                "--log-dir", str(log_root), "-o", str(log_root / "v1.so")]
     return subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -22,6 +22,7 @@ from tvm_mobilenet.target.presets import host_cpu, load_target
 from tvm_mobilenet.target.vector_unit import vector_unit
 from tvm_mobilenet.tuning import log as tuning_log
 from tvm_mobilenet.tuning import selection
+from tvm_mobilenet.tuning import tuner as tuner_module
 from tvm_mobilenet.tuning.defaults import default_record
 from tvm_mobilenet.tuning.lookup import (
     compatible_logs,
@@ -356,3 +357,12 @@ def test_picks_split_rows_like_the_depthwise_convs():
         assert pointwise_order(record.trace) == "pixels outer"
         assert str(everything[rank][1].trace) == str(record.trace)
     assert [rank for rank, _ in shortlist] == sorted(rank for rank, _ in shortlist)
+
+
+def test_a_run_that_cannot_train_its_cost_model_searches_a_small_population():
+    untrained = ms.cost_model.XGBModel(num_tuning_cores=1)
+    warmup = untrained.num_warmup_samples
+    small = tuner_module.UNTRAINED_POPULATION
+    assert tuner_module.population_size(untrained, warmup - 1, 256) == small
+    assert tuner_module.population_size(untrained, warmup, 256) == 256
+    assert tuner_module.population_size(untrained, 10, small // 2) == small // 2

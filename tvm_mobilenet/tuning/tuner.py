@@ -39,7 +39,12 @@ logger = logging.getLogger(__name__)
 #: Most candidates built and measured per round of a task (small: progress stays visible and
 #: Ctrl-C loses at most one round); fewer when the budget is small, so every task gets some.
 MAX_TRIALS_PER_ROUND = 16
+#: Schedules the evolutionary search samples and evolves per round to pick a round's candidates.
 POPULATION = 256
+#: The population of a run whose cost model never trains: XGBModel scores candidates at random
+#: until it has seen `num_warmup_samples` (100) measurements, so evolving a large population
+#: on its scores picks at random too, at ~10 s per round of a small task.
+UNTRAINED_POPULATION = 32
 #: GPU spaces (MetaSchedule's rules: thread binding, shared-memory staging) are much slower to
 #: sample and evolve than our CPU spaces, so their population is smaller.
 GPU_POPULATION = 64
@@ -238,12 +243,14 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
             searched = transfer.hot_tasks(tasks, database, remaining)
             logger.info(f"searching the {len(searched)} slowest of {len(tasks)} kernels "
                         f"({remaining} trials)")
+    population = population_size(cost_model, remaining,
+                                 GPU_POPULATION if gpu_target else POPULATION)
     contexts = [
         ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                        space_generator=(ms.space_generator.PostOrderApply() if gpu_target
                                         else space_generator(task.kind, target)),
                        search_strategy=ms.search_strategy.EvolutionarySearch(
-                           population_size=GPU_POPULATION if gpu_target else POPULATION,
+                           population_size=population,
                            init_min_unmeasured=32),
                        rand_state=seed + index + 1, num_threads=host_cores())
         for index, task in enumerate(searched)]
@@ -275,6 +282,15 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
         logger.info("stopped on Ctrl-C; finished trials are in the log, run again to resume")
         raise KeyboardInterrupt
     return progress
+
+
+def population_size(cost_model: ms.cost_model.XGBModel, trials: int, full: int) -> int:
+    """The search's population: `full`, or `UNTRAINED_POPULATION` when `trials` more
+    measurements cannot train `cost_model` (a model trained on other logs' records predicts
+    from the first round)."""
+    if cost_model.data_size + trials < cost_model.num_warmup_samples:
+        return min(full, UNTRAINED_POPULATION)
+    return full
 
 
 def _size(path: Path) -> int:
