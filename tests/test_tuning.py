@@ -362,7 +362,5 @@ def test_picks_split_rows_like_the_depthwise_convs():
 def test_a_run_that_cannot_train_its_cost_model_searches_a_small_population():
     untrained = ms.cost_model.XGBModel(num_tuning_cores=1)
     warmup = untrained.num_warmup_samples
-    small = tuner_module.UNTRAINED_POPULATION
-    assert tuner_module.population_size(untrained, warmup - 1, 256) == small
-    assert tuner_module.population_size(untrained, warmup, 256) == 256
-    assert tuner_module.population_size(untrained, 10, small // 2) == small // 2
+    assert tuner_module.population_size(untrained, warmup - 1) == tuner_module.UNTRAINED_POPULATION
+    assert tuner_module.population_size(untrained, warmup) == tuner_module.POPULATION

@@ -243,8 +243,7 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
             searched = transfer.hot_tasks(tasks, database, remaining)
             logger.info(f"searching the {len(searched)} slowest of {len(tasks)} kernels "
                         f"({remaining} trials)")
-    population = population_size(cost_model, remaining,
-                                 GPU_POPULATION if gpu_target else POPULATION)
+    population = GPU_POPULATION if gpu_target else population_size(cost_model, remaining)
     contexts = [
         ms.TuneContext(mod=task.mod, target=target, task_name=task.name,
                        space_generator=(ms.space_generator.PostOrderApply() if gpu_target
@@ -284,13 +283,14 @@ def tune_tasks(tasks: list[Task], target: tvm.target.Target, log: Path, trials: 
     return progress
 
 
-def population_size(cost_model: ms.cost_model.XGBModel, trials: int, full: int) -> int:
-    """The search's population: `full`, or `UNTRAINED_POPULATION` when `trials` more
-    measurements cannot train `cost_model` (a model trained on other logs' records predicts
-    from the first round)."""
+def population_size(cost_model: ms.cost_model.XGBModel, trials: int) -> int:
+    """The population of a CPU search: `UNTRAINED_POPULATION` when `trials` more measurements
+    cannot train `cost_model` (one trained on other logs' records predicts from the first
+    round), else `POPULATION`. (GPU searches keep `GPU_POPULATION`: with 32, the Vulkan
+    test's tune took 4-6x longer on lavapipe.)"""
     if cost_model.data_size + trials < cost_model.num_warmup_samples:
-        return min(full, UNTRAINED_POPULATION)
-    return full
+        return UNTRAINED_POPULATION
+    return POPULATION
 
 
 def _size(path: Path) -> int:
