@@ -46,6 +46,24 @@ def built_library(tmp_path_factory: pytest.TempPathFactory
     return build
 
 
+SMALL_V2 = ("mobilenet_v2", "--alpha", "0.35", "--resolution", "96")
+SMALL_V2_FLAGS = ("--model", *SMALL_V2)
+
+
+def build_for(target: str, output: Path, *extra: str) -> None:
+    """`tvm-mobilenet build` of a small MobileNetV2 for a target preset."""
+    result = run_module("build", *SMALL_V2_FLAGS, "--target", target, "-o", str(output), *extra)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="session")
+def rpi4_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MobileNetV2 built for the rpi4 preset (aarch64)."""
+    path = tmp_path_factory.mktemp("rpi4") / "v2.so"
+    build_for("rpi4", path)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import free_port, run_module
+from conftest import SMALL_V2_FLAGS, build_for, free_port, run_module
 
 from tvm_mobilenet.errors import UserError
 from tvm_mobilenet.frontend.importer import ModelSource, import_model
@@ -30,22 +30,6 @@ from tvm_mobilenet.tuning.tasks import extract_tasks
 from tvm_mobilenet.tuning.tuner import tune_tasks
 
 ELF_MACHINE = {"aarch64": 183, "arm": 40}
-SMALL_V2 = ("mobilenet_v2", "--alpha", "0.35", "--resolution", "96")
-SMALL_V2_FLAGS = ("--model", *SMALL_V2)
-
-
-def build_for(target: str, output, *extra: str) -> None:
-    result = run_module("build", *SMALL_V2_FLAGS, "--target", target, "-o", str(output), *extra)
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.fixture(scope="module")
-def rpi4_library(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rpi4") / "v2.so"
-    build_for("rpi4", path)
-    return path
-
-
 def elf_header(path) -> tuple[int, int]:
     """(ELF class: 1 = 32-bit, 2 = 64-bit; machine)."""
     header = path.read_bytes()[:20]

@@ -16,6 +16,8 @@ PRESETS_DIR = (DATA_DIR / "targets").resolve()
 #: The committed tuning logs, tuning_logs/<target>/<model>/.
 COMMITTED_LOGS = (DATA_DIR / "tuning_logs").resolve()
 LOG_DIR_VARIABLE = "TVM_MOBILENET_LOG_DIR"
+#: ImageNet's 1,000 class names, one per line in index order.
+IMAGENET_CLASSES = DATA_DIR / "imagenet_classes.txt"
 
 
 def log_root(explicit: Path | None = None) -> Path:

@@ -18,12 +18,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("library", type=Path, help="library built by tvm_mobilenet.build")
     parser.add_argument("-o", "--output", type=writable_path, required=True,
                         help="bundle folder")
+    parser.add_argument("--native", action="store_true",
+                        help="also the native runner, the C API and TVM's runtime for the "
+                        "library's platform (x86_64 or aarch64 Linux), built with CMake: the "
+                        "device then needs no Python")
     args = parser.parse_args(argv)
 
     def run() -> None:
-        folder = write_bundle(args.library, args.output)
-        print(f"wrote {folder}/ (model.so, model.json, input.npy, expected.npy, run.py); on "
-              f"the device: python3 {folder.name}/run.py")
+        folder = write_bundle(args.library, args.output, native_code=args.native)
+        if args.native:
+            print(f"wrote {folder}/ (model.so, model.json, self-check data, bin/, lib/, "
+                  f"include/); on the device: {folder.name}/bin/tvm-mobilenet-run")
+        else:
+            print(f"wrote {folder}/ (model.so, model.json, input.npy, expected.npy, run.py); "
+                  f"on the device: python3 {folder.name}/run.py")
 
     return run_cli(run, args)
 

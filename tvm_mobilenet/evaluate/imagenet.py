@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from tvm_mobilenet.errors import UserError
-from tvm_mobilenet.resources import DATA_DIR
+from tvm_mobilenet.resources import IMAGENET_CLASSES
 
 RESIZE = 256
 CROP = 224
@@ -68,8 +68,8 @@ def preprocess(image: Image.Image) -> np.ndarray:
 
 
 def class_names() -> list[str]:
-    """The 1,000 class names in index order (``data/imagenet_classes.txt``)."""
-    text = (DATA_DIR / "imagenet_classes.txt").read_text("utf-8")
+    """The 1,000 class names in index order."""
+    text = IMAGENET_CLASSES.read_text("utf-8")
     return [line for line in text.splitlines() if not line.startswith("#")]
 
 
