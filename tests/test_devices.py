@@ -211,6 +211,7 @@ def test_parse_address():
 FARM_TRIALS = 6
 
 
+@pytest.mark.alone
 def test_a_farm_of_two_emulated_devices_measures_candidates_in_parallel(tracker, tmp_path,
                                                                         monkeypatch):
     """Devices registered under one key are measured at once (RPCRunner workers = the free

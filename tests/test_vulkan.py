@@ -94,6 +94,7 @@ def test_missing_vulkan_driver_names_what_to_install(plan_folder):
     assert "no Vulkan adapter" in result.stderr and "mesa-vulkan-drivers" in result.stderr
 
 
+@pytest.mark.alone  # lavapipe once left a whole round's outputs unwritten under load
 def test_tune_depthwise_and_pointwise_on_vulkan(vulkan, tmp_path):
     preset = load_target("vulkan")
     tasks = extract_tasks(import_model(SMALL).mod, preset.tvm_tuning_target)

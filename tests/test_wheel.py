@@ -26,6 +26,11 @@ def test_installed_wheel_lists_presets_and_builds_with_committed_logs(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
+    # `bundle --native` builds the C API from sources the wheel carries.
+    native = site / "tvm_mobilenet" / "deploy" / "native"
+    for source in ("CMakeLists.txt", "tvm_mobilenet.pc.in", "tvm_mobilenet.cmake",
+                   "include/tvm_mobilenet.h", "src/model.cc", "src/run.cc", "src/sha256.cc"):
+        assert (native / source).is_file(), source
     where = subprocess.run([sys.executable, "-c", "import tvm_mobilenet as t; print(t.__file__)"],
                            cwd=work, env=environment, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(site)
