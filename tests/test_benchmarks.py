@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import PROJECT_ROOT, run_module
 
 from tvm_mobilenet.evaluate.profile import task_of
@@ -32,6 +33,7 @@ def _table_rows(text: str, header: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.alone  # another test's load would stretch the whole inference, not each call
 def test_profile_splits_an_inference_by_kind(built_library):
     path, _ = built_library(ModelSource("mobilenet_v2", 0.5, 128))
     result = run_module("profile", str(path), "--threads", "1", "--runs", "5")

@@ -212,14 +212,14 @@ FARM_TRIALS = 6
 
 
 @pytest.mark.alone
-def test_a_farm_of_two_emulated_devices_measures_candidates_in_parallel(tracker, tmp_path,
-                                                                        monkeypatch):
+def test_a_farm_of_three_emulated_devices_measures_candidates_in_parallel(tracker, tmp_path,
+                                                                          monkeypatch):
     """Devices registered under one key are measured at once (RPCRunner workers = the free
-    devices the tracker reports): trials per second with one emulated device, then two.
+    devices the tracker reports): trials per second with one emulated device, then three.
 
     A real board computes on cores of its own. Here every emulated board runs on the same two
-    host cores, so each is given one thread: then two of them can measure at the same time
-    (a third would only share the same two cores)."""
+    host cores, each with one thread: three boards measure three candidates at once, but on
+    two cores, so the speed-up is bounded by 2, not 3."""
     monkeypatch.setenv("TVM_NUM_THREADS", "1")  # inherited by the emulated servers
     farm = Endpoint(tracker.host, tracker.port, key="farm")
     preset = load_target("rpi4")
@@ -244,10 +244,10 @@ def test_a_farm_of_two_emulated_devices_measures_candidates_in_parallel(tracker,
         return FARM_TRIALS / (time.perf_counter() - start)
 
     try:
-        one, two = trials_per_second(1), trials_per_second(2)
+        one, three = trials_per_second(1), trials_per_second(3)
     finally:
         for server in servers:
             device.stop_server(server)
-    print(f"emulated farm: {one:.2f} trials/s on 1 device, {two:.2f} on 2 "
-          f"({two / one:.2f}x; one thread per device, 2 host cores for both)")
-    assert two > 1.3 * one
+    print(f"emulated farm: {one:.2f} trials/s on 1 device, {three:.2f} on 3 "
+          f"({three / one:.2f}x; one thread per device, 2 host cores for all)")
+    assert three > 1.3 * one

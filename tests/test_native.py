@@ -78,7 +78,7 @@ def test_the_runner_refuses_bad_input_in_one_line(x86_bundle, tmp_path):
 
 
 def test_the_c_api_returns_a_status_and_a_message_on_every_error(x86_bundle, rpi4_library,
-                                                                 tmp_path):
+                                                                 built_library, tmp_path):
     """Compiled against the bundle through its pkg-config file, as an app would be."""
     environment = {**os.environ, "PKG_CONFIG_PATH": str(x86_bundle / "lib" / "pkgconfig")}
     flags = run("pkg-config", "--cflags", "--libs", "tvm_mobilenet", env=environment)
@@ -92,11 +92,14 @@ def test_the_c_api_returns_a_status_and_a_message_on_every_error(x86_bundle, rpi
     spec = json.loads((x86_bundle / "model.json").read_text())
     del spec["library_sha256"]
     (tmp_path / "aarch64.json").write_text(json.dumps(spec))
-    result = run(str(program), str(x86_bundle), str(foreign))
+    library, _ = built_library(SMALL)
+    result = run(str(program), str(x86_bundle), str(foreign), str(library))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert lines["missing"].startswith("1 cannot read") and "missing.json" in lines["missing"]
     assert lines["foreign"] == f"1 {foreign} is a library for aarch64, not for this x86_64 CPU"
+    assert lines["plain"] == (f"1 {library.with_suffix('.json')} has no output_shape: give the "
+                              "model.json of a bundle (`tvm-mobilenet bundle --native`)")
     assert lines["null"].startswith("2 library and model must not be NULL")
     assert lines["open"] == "0 "
     assert lines["short-input"].startswith("2 the model takes")

@@ -1,6 +1,7 @@
 /* The C API's error paths, one line each: "<case> <status> <message>". Built against a
  * native bundle through its pkg-config file; argv[1] is the bundle, argv[2] a library for
- * another architecture (with its description beside it). */
+ * another architecture (with its description beside it), argv[3] a library with the
+ * description `build` writes, which has no output shape. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,13 +12,14 @@ static void report(const char* name, tvm_mobilenet_status status) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3) return 2;
+  if (argc != 4) return 2;
   char path[4096];
   tvm_mobilenet_model* model = NULL;
 
   snprintf(path, sizeof(path), "%s/missing.so", argv[1]);
   report("missing", tvm_mobilenet_open(path, &model));
   report("foreign", tvm_mobilenet_open(argv[2], &model));
+  report("plain", tvm_mobilenet_open(argv[3], &model));
   report("null", tvm_mobilenet_open(NULL, &model));
 
   snprintf(path, sizeof(path), "%s/model.so", argv[1]);

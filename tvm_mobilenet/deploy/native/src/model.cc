@@ -105,7 +105,10 @@ std::vector<int64_t> Shape(const ffi::Map<ffi::Any, ffi::Any>& spec, const char*
                                                "positive sizes");
   };
   auto value = spec.Get(ffi::String(field));
-  if (!value.has_value()) throw fail();
+  if (!value.has_value()) {
+    throw Failure(TVM_MOBILENET_BAD_FILE, path + " has no " + field + ": give the model.json of "
+                                              "a bundle (`tvm-mobilenet bundle --native`)");
+  }
   auto sizes = value->try_cast<ffi::Array<ffi::Any>>();
   if (!sizes.has_value() || sizes->empty() || sizes->size() > 8) throw fail();
   std::vector<int64_t> shape;
