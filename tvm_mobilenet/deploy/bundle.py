@@ -53,8 +53,8 @@ def write_bundle(library: Path, directory: Path, native_code: bool = False) -> P
         raise UserError(f"{directory} holds files that are not part of a bundle "
                         f"({', '.join(others[:3])}); give a new or empty folder")
     info = LibraryInfo.load(library)
-    if native_code:
-        native.native_platform(info)  # refuse a platform without one before any work
+    # A platform without a native runtime is refused before any work.
+    platform = native.native_platform(info) if native_code else None
     model = onnx_model(ModelSource(**info.source))
     x = seeded_inputs(info.input_shape, 1, BUNDLE_INPUT_SEED)[0]
     expected = reference.run(model, {info.input_name: x})[0]
@@ -70,6 +70,6 @@ def write_bundle(library: Path, directory: Path, native_code: bool = False) -> P
         shutil.copyfile(on_device.__file__, folder / "run.py")
         if info.source.get("spec") == pretrained.NAME:
             shutil.copyfile(IMAGENET_CLASSES, folder / "labels.txt")
-        if native_code:
-            native.add_native_files(info, folder)
+        if platform is not None:
+            native.add_native_files(platform, folder)
     return directory

@@ -16,7 +16,6 @@ import logging
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -26,7 +25,7 @@ from pathlib import Path
 import tvm
 import tvm_ffi
 
-from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.errors import UserError, run_tool
 from tvm_mobilenet.files import replaced
 from tvm_mobilenet.runtime.emulated_device import AARCH64_PLATFORMS
 from tvm_mobilenet.runtime.library import LibraryInfo
@@ -81,13 +80,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TVM_MOBILENET_NATIVE_DIR", default))
 
 
-def _run(command: list[str], what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
-        raise UserError(f"{what} failed ({' '.join(command[:3])} ...):\n{tail}")
-
-
 def _versions() -> dict[str, str]:
     return {wheel: importlib.metadata.version(wheel) for wheel in RUNTIME_LIBRARIES}
 
@@ -110,10 +102,10 @@ def runtime_libraries(target: NativePlatform) -> Path:
         with tempfile.TemporaryDirectory(prefix="tvm_mobilenet_wheels_") as wheels:
             platforms = [flag for tag in target.wheel_platforms for flag in ("--platform", tag)]
             logger.info(f"downloading TVM's {target.architecture} wheels")
-            _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            run_tool([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                   "--only-binary=:all:", "--python-version", "311", *platforms, "-d", wheels,
                   *(f"{wheel}=={version}" for wheel, version in versions.items())],
-                 f"pip download (TVM's {target.architecture} wheels)")
+                 f"pip download (TVM's {target.architecture} wheels)", tail=8)
             for wheel, member in RUNTIME_LIBRARIES.items():
                 (path,) = Path(wheels).glob(f"{wheel.replace('-', '_')}-*.whl")
                 with zipfile.ZipFile(path) as archive:
@@ -146,14 +138,15 @@ def build_native(target: NativePlatform) -> Path:
     logger.info(f"building the C API and runner for {target.architecture} with CMake")
     with tempfile.TemporaryDirectory(prefix="tvm_mobilenet_cmake_") as build, \
             replaced(prefix) as staging:
-        _run(["cmake", "-S", str(SOURCES), "-B", build, *options], "cmake (configure)")
-        _run(["cmake", "--build", build, "-j", str(os.cpu_count() or 1)], "cmake (build)")
-        _run(["cmake", "--install", build, "--prefix", str(staging)], "cmake (install)")
+        for step, arguments in (("configure", ["-S", str(SOURCES), "-B", build, *options]),
+                                ("build", ["--build", build, "-j", str(os.cpu_count() or 1)]),
+                                ("install", ["--install", build, "--prefix", str(staging)])):
+            run_tool(["cmake", *arguments], f"cmake ({step})", tail=8)
     return prefix
 
 
-def add_native_files(info: LibraryInfo, folder: Path) -> None:
-    """Copy the runner, C API and runtime built for `info`'s platform into `folder`."""
-    prefix = build_native(native_platform(info))
+def add_native_files(target: NativePlatform, folder: Path) -> None:
+    """Copy the runner, C API and runtime built for `target` into `folder`."""
+    prefix = build_native(target)
     for name in NATIVE_FILES:
         shutil.copytree(prefix / name, folder / name, symlinks=True)

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tvm_mobilenet.errors import UserError
+from tvm_mobilenet.errors import UserError, run_tool
 from tvm_mobilenet.runtime.rpc import (
     EMULATED_FUNC,
     Endpoint,
@@ -89,13 +89,6 @@ def _require_tools() -> None:
                         "--add-architecture arm64 && apt-get update`")
 
 
-def _run(command: list[str], what: str, **kwargs) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise UserError(f"{what} failed ({' '.join(command[:3])} ...):\n{tail}")
-
-
 def _host_version(package: str) -> str:
     try:
         return f"{package}=={importlib.metadata.version(package)}"
@@ -126,14 +119,14 @@ def setup(directory: Path | None = None, force: bool = False) -> Path:
         debs.mkdir()
         (staging / "root").mkdir(parents=True)
         logger.info(f"downloading {len(DEBIAN_PACKAGES)} Debian arm64 packages")
-        _run(["apt-get", "download", *(f"{name}:arm64" for name in DEBIAN_PACKAGES)],
+        run_tool(["apt-get", "download", *(f"{name}:arm64" for name in DEBIAN_PACKAGES)],
              "apt-get download", cwd=debs)
         for deb in sorted(debs.glob("*.deb")):
-            _run(["dpkg", "-x", str(deb), str(staging / "root")], f"unpacking {deb.name}")
+            run_tool(["dpkg", "-x", str(deb), str(staging / "root")], f"unpacking {deb.name}")
         wheels = [_host_version(name) for name in DEVICE_WHEELS]
         logger.info(f"installing aarch64 wheels: {' '.join(wheels)}")
         platforms = [flag for name in AARCH64_PLATFORMS for flag in ("--platform", name)]
-        _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-conflicts",
+        run_tool([sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-conflicts",
               "--target", str(staging / "site"), *platforms, "--only-binary=:all:",
               "--python-version", "311", *wheels], "pip install (aarch64 wheels)")
         (staging / "site" / "sitecustomize.py").write_text(_SITECUSTOMIZE)
