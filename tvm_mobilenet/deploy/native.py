@@ -11,6 +11,7 @@ for aarch64. Compiled runners are cached per platform and sources in
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import logging
 import os
@@ -22,7 +23,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import tvm
 import tvm_ffi
 
 from tvm_mobilenet.errors import UserError, run_tool
@@ -93,19 +93,19 @@ def runtime_libraries(target: NativePlatform) -> Path:
         return folder
     with replaced(folder) as staging:
         staging.mkdir()
-        if not target.wheel_platforms:
-            installed = {"apache-tvm": Path(tvm.__file__).parent / "lib/libtvm_runtime.so",
-                         "apache-tvm-ffi": Path(tvm_ffi.__file__).parent / "lib/libtvm_ffi.so"}
-            for source in installed.values():
-                shutil.copy2(source, staging / source.name)
+        if not target.wheel_platforms:  # this machine's: the installed wheels' own files
+            for member in RUNTIME_LIBRARIES.values():
+                package = importlib.import_module(member.split("/")[0])
+                shutil.copy2(Path(package.__file__).parent.parent / member,
+                             staging / Path(member).name)
             return folder
         with tempfile.TemporaryDirectory(prefix="tvm_mobilenet_wheels_") as wheels:
             platforms = [flag for tag in target.wheel_platforms for flag in ("--platform", tag)]
             logger.info(f"downloading TVM's {target.architecture} wheels")
             run_tool([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                  "--only-binary=:all:", "--python-version", "311", *platforms, "-d", wheels,
-                  *(f"{wheel}=={version}" for wheel, version in versions.items())],
-                 f"pip download (TVM's {target.architecture} wheels)", tail=8)
+                      "--only-binary=:all:", "--python-version", "311", *platforms, "-d", wheels,
+                      *(f"{wheel}=={version}" for wheel, version in versions.items())],
+                     f"pip download (TVM's {target.architecture} wheels)", tail=8)
             for wheel, member in RUNTIME_LIBRARIES.items():
                 (path,) = Path(wheels).glob(f"{wheel.replace('-', '_')}-*.whl")
                 with zipfile.ZipFile(path) as archive:

@@ -235,7 +235,10 @@ int Run(const Options& options) {
   const std::vector<float> x = AsFloats(ReadNpy(options.bundle + "/input.npy", inputs));
   const std::vector<double> expected = ReadNpy(options.bundle + "/expected.npy", outputs);
   std::vector<float> y(outputs);
-  Check(tvm_mobilenet_run(model, x.data(), inputs, y.data(), outputs));
+  const auto infer = [&](const std::vector<float>& input) {
+    Check(tvm_mobilenet_run(model, input.data(), inputs, y.data(), outputs));
+  };
+  infer(x);
   double error = 0, scale = 0;
   for (size_t i = 0; i < outputs; ++i) {
     error = std::max(error, std::fabs(y[i] - expected[i]));
@@ -248,11 +251,11 @@ int Run(const Options& options) {
               "expected %td: %s\n",
               error, relative, kRelativeTolerance, top(y), top(expected), passed ? "PASS" : "FAIL");
 
-  for (int i = 0; i < options.warmup; ++i) Check(tvm_mobilenet_run(model, x.data(), inputs, y.data(), outputs));
+  for (int i = 0; i < options.warmup; ++i) infer(x);
   std::vector<double> ms(options.runs);
   for (double& time : ms) {
     const auto start = std::chrono::steady_clock::now();
-    Check(tvm_mobilenet_run(model, x.data(), inputs, y.data(), outputs));
+    infer(x);
     time = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
   std::sort(ms.begin(), ms.end());
@@ -261,8 +264,7 @@ int Run(const Options& options) {
               options.warmup, Emulated() ? " [emulated (qemu-user): not device speed]" : "");
 
   if (!options.image.empty()) {
-    const std::vector<float> image = ReadImage(options.image, shape, inputs);
-    Check(tvm_mobilenet_run(model, image.data(), inputs, y.data(), outputs));
+    infer(ReadImage(options.image, shape, inputs));
     const std::vector<std::string> labels = Labels(options.bundle + "/labels.txt");
     const float peak = *std::max_element(y.begin(), y.end());
     double total = 0;
